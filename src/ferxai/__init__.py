@@ -1,0 +1,3 @@
+"""ferxai: train image classifiers (facial expressions first) and explain them, reproducibly."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""Resolving the workflow configuration into per-experiment settings.
+
+The JSON schema (config/schema.yaml) checks shapes and types; this module checks what a schema
+cannot: cross references between sections, and the merged settings each stage sees.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending section and key."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, recursing into nested mappings (lists are replaced whole)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def config_hash(settings: Any) -> str:
+    """Stable short hash of JSON-like settings (key order does not matter)."""
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+    """Everything one experiment depends on: dataset, model and the merged training settings."""
+    try:
+        exp = config["experiments"][experiment]
+    except KeyError:
+        raise ConfigError(f"experiments: no experiment named {experiment!r}") from None
+    dataset, model = exp["dataset"], exp["model"]
+    if dataset not in config["datasets"]:
+        raise ConfigError(
+            f"experiments.{experiment}.dataset: {dataset!r} is not in datasets "
+            f"({', '.join(sorted(config['datasets']))})"
+        )
+    if model not in config["models"]:
+        raise ConfigError(
+            f"experiments.{experiment}.model: {model!r} is not in models "
+            f"({', '.join(sorted(config['models']))})"
+        )
+    return {
+        "dataset": dataset,
+        "model_name": model,
+        "model": copy.deepcopy(dict(config["models"][model])),
+        "train": deep_merge(config.get("train", {}), exp.get("train") or {}),
+    }
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Fail early, before any job runs, on cross-reference errors the schema cannot see."""
+    for name in config["experiments"]:
+        experiment_settings(config, name)
+    for name, model in config["models"].items():
+        if model.get("normalization") and not model.get("checkpoint"):
+            raise ConfigError(
+                f"models.{name}.normalization is only used with models.{name}.checkpoint "
+                "(trained models record their own normalisation)"
+            )

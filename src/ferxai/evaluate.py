@@ -1,0 +1,93 @@
+"""Test-split evaluation: predictions, summary metrics and the confusion matrix."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from ferxai.device import resolve_device
+from ferxai.metrics import classification_summary, confusion_matrix
+from ferxai.train import predict_logits
+
+log = logging.getLogger(__name__)
+
+
+def predictions_frame(ids: Sequence[str], labels: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """One row per image: id, label, prediction, confidence, then `prob_<class>` per class."""
+    pred = probs.argmax(1)
+    frame = pd.DataFrame({
+        "id": list(ids),
+        "label": labels.astype(int),
+        "label_name": [classes[i] for i in labels],
+        "prediction": pred.astype(int),
+        "prediction_name": [classes[i] for i in pred],
+        "confidence": probs.max(1),
+        "correct": pred == labels,
+    })
+    for k, name in enumerate(classes):
+        frame[f"prob_{name}"] = probs[:, k]
+    return frame
+
+
+def evaluate_model(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    ids: Sequence[str],
+    classes: Sequence[str],
+    device: str = "auto",
+    batch_size: int = 256,
+) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
+    """Predict uint8 images (N, C, H, W); returns (predictions, summary, confusion matrix)."""
+    dev = resolve_device(device)
+    model.to(dev)
+    logits = predict_logits(model, torch.from_numpy(images), dev, batch_size)
+    probs = torch.softmax(logits, dim=1).numpy() if len(logits) else np.zeros((0, len(classes)))
+    frame = predictions_frame(ids, labels, probs, classes)
+    preds = frame["prediction"].to_numpy()
+    summary = classification_summary(labels, preds, list(classes))
+    cm = confusion_matrix(labels, preds, len(classes))
+    return frame, summary, cm
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    test_split: str | Path,
+    settings: Mapping[str, Any],
+    summary_path: str | Path,
+    confusion_path: str | Path,
+    predictions_path: str | Path,
+) -> dict[str, Any]:
+    from ferxai.data.dataset import load_split_arrays
+    from ferxai.models import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint)
+    classes = list(meta["classes"])
+    images, labels, ids = load_split_arrays(test_split, int(meta["input_size"]), int(meta["in_channels"]))
+    if len(labels) == 0:
+        raise ValueError(f"{test_split}: the test split is empty")
+    frame, summary, cm = evaluate_model(
+        model, images, labels, ids, classes,
+        device=settings.get("device", "auto"), batch_size=int(settings.get("batch_size", 256)),
+    )
+    summary = {
+        **summary,
+        "checkpoint": str(checkpoint),
+        "epoch": meta.get("epoch"),
+        "arch": meta.get("arch"),
+        "config_hash": meta.get("config_hash"),
+    }
+    for path in (summary_path, confusion_path, predictions_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(predictions_path, index=False, float_format="%.6g")
+    pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes).to_csv(confusion_path)
+    Path(summary_path).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("test accuracy %.4f, macro-F1 %.4f on %d images", summary["accuracy"], summary["macro_f1"], len(labels))
+    return summary

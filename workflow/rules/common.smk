@@ -1,0 +1,79 @@
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# Scripts import the library straight from the source tree, so the workflow also runs inside
+# per-rule conda envs (--sdm conda) that contain only the dependencies, not ferxai itself.
+SRC = str(Path(workflow.basedir) / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p
+)
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+
+from ferxai.config import ConfigError, check_config, experiment_settings
+from ferxai.data.fingerprint import folder_fingerprint
+
+validate(config, schema="../../config/schema.yaml")
+try:
+    check_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"config/config.yaml: {err}") from None
+
+DATASETS = sorted(config["datasets"])
+EXPERIMENTS = sorted(config["experiments"])
+SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, DATASETS)),
+    experiment="|".join(map(re.escape, EXPERIMENTS)),
+
+
+def dataset_of(wildcards):
+    return SETTINGS[wildcards.experiment]["dataset"]
+
+
+def data_dir(wildcards):
+    return f"results/data/{dataset_of(wildcards)}"
+
+
+def model_checkpoint(wildcards):
+    """The checkpoint later stages use: trained here, or the user's own (bring-your-own)."""
+    if SETTINGS[wildcards.experiment]["model"].get("checkpoint"):
+        return f"results/{wildcards.experiment}/model/imported.pt"
+    return f"results/{wildcards.experiment}/model/best.pt"
+
+
+def rule_resource(group, key, default):
+    return config.get("resources", {}).get(group, {}).get(key, default)
+
+
+EVAL_PLOTS = [
+    "confusion_matrix",
+    "confusion_matrix_normalized",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+]
+
+
+def experiment_targets(experiment):
+    eval_dir = f"results/{experiment}/eval"
+    targets = [f"{eval_dir}/test_summary.json"]
+    plots = EVAL_PLOTS
+    if SETTINGS[experiment]["model"].get("checkpoint"):
+        # Training curves exist only for models trained here.
+        plots = [p for p in plots if p.startswith("confusion")]
+    targets += [f"{eval_dir}/plots/{p}.png" for p in plots]
+    return targets
+
+
+def all_targets():
+    targets = [f"results/data/{d}/splits/summary.csv" for d in DATASETS]
+    for experiment in EXPERIMENTS:
+        targets += experiment_targets(experiment)
+    return targets

@@ -1,0 +1,105 @@
+# Work that belongs to a dataset is done once per dataset, whatever experiments use it.
+
+
+def dataset_config(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def manifest_inputs(wildcards):
+    """Files the adapter reads, so Snakemake reruns the manifest when they change."""
+    ds = dataset_config(wildcards)
+    if ds["format"] == "synthetic":
+        return {"synthetic": f"results/data/{wildcards.dataset}/synthetic"}
+    opts = ds.get("options", {})
+    files = {}
+    for key in ("path", "csv", "votes_csv", "fer2013_csv", "ferplus_csv"):
+        if isinstance(opts.get(key), str):
+            files[key] = opts[key]
+    return files
+
+
+def manifest_params(wildcards, input):
+    ds = dataset_config(wildcards)
+    if ds["format"] == "synthetic":
+        return {"root": input.synthetic}
+    return dict(ds.get("options", {}))
+
+
+def source_fingerprint(wildcards):
+    """Names, sizes and mtimes of an image folder: a changed folder reruns its manifest."""
+    ds = dataset_config(wildcards)
+    root = ds.get("options", {}).get("root")
+    if ds["format"] != "folder" or not root:
+        return ""
+    return folder_fingerprint(root)
+
+
+rule synthesize_dataset:
+    output:
+        directory("results/data/{dataset}/synthetic"),
+    params:
+        options=lambda wc: dataset_config(wc).get("options", {}),
+    log:
+        "logs/data/{dataset}/synthesize_dataset.log",
+    benchmark:
+        "benchmarks/data/{dataset}/synthesize_dataset.tsv"
+    resources:
+        mem_mb=rule_resource("data", "mem_mb", 2000),
+        runtime=rule_resource("data", "runtime", 15),
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/synthesize_dataset.py"
+
+
+rule manifest:
+    input:
+        unpack(manifest_inputs),
+    output:
+        manifest="results/data/{dataset}/manifest.csv",
+        rejects="results/data/{dataset}/rejects.csv",
+        classes="results/data/{dataset}/classes.json",
+    params:
+        format=lambda wc: dataset_config(wc)["format"],
+        options=manifest_params,
+        max_reject_fraction=lambda wc: dataset_config(wc)["max_reject_fraction"],
+        fingerprint=source_fingerprint,
+    log:
+        "logs/data/{dataset}/manifest.log",
+    benchmark:
+        "benchmarks/data/{dataset}/manifest.tsv"
+    resources:
+        mem_mb=rule_resource("data", "mem_mb", 2000),
+        runtime=rule_resource("data", "runtime", 15),
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/manifest.py"
+
+
+rule splits:
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+    output:
+        train="results/data/{dataset}/splits/train.csv",
+        val="results/data/{dataset}/splits/val.csv",
+        test="results/data/{dataset}/splits/test.csv",
+        summary=report(
+            "results/data/{dataset}/splits/summary.csv",
+            caption="../report/splits.rst",
+            category="Data",
+        ),
+        duplicates="results/data/{dataset}/splits/duplicates.csv",
+    params:
+        settings=lambda wc: dataset_config(wc)["splits"],
+    log:
+        "logs/data/{dataset}/splits.log",
+    benchmark:
+        "benchmarks/data/{dataset}/splits.tsv"
+    resources:
+        mem_mb=rule_resource("data", "mem_mb", 2000),
+        runtime=rule_resource("data", "runtime", 15),
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/splits.py"
