@@ -7,8 +7,8 @@ from snakemake.utils import validate
 # Scripts import the library straight from the source tree, so the workflow also runs inside
 # per-rule conda envs (--sdm conda) that contain only the dependencies, not ferxai itself.
 SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p)
 )
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
@@ -45,6 +45,44 @@ def model_checkpoint(wildcards):
     if SETTINGS[wildcards.experiment]["model"].get("checkpoint"):
         return f"results/{wildcards.experiment}/model/imported.pt"
     return f"results/{wildcards.experiment}/model/best.pt"
+
+
+def dataset_config(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def manifest_inputs(wildcards):
+    """Files the adapter reads, so Snakemake reruns the manifest when they change."""
+    ds = dataset_config(wildcards)
+    if ds["format"] == "synthetic":
+        return {"synthetic": f"results/data/{wildcards.dataset}/synthetic"}
+    opts = ds.get("options", {})
+    files = {}
+    for key in ("path", "csv", "votes_csv", "fer2013_csv", "ferplus_csv"):
+        if isinstance(opts.get(key), str):
+            files[key] = opts[key]
+    return files
+
+
+def manifest_params(wildcards, input):
+    ds = dataset_config(wildcards)
+    if ds["format"] == "synthetic":
+        return {"root": input.synthetic}
+    return dict(ds.get("options", {}))
+
+
+def source_fingerprint(wildcards):
+    """Names, sizes and mtimes of an image folder: a changed folder reruns its manifest."""
+    ds = dataset_config(wildcards)
+    root = ds.get("options", {}).get("root")
+    if ds["format"] != "folder" or not root:
+        return ""
+    return folder_fingerprint(root)
+
+
+def train_params(wildcards):
+    settings = SETTINGS[wildcards.experiment]
+    return {"model": settings["model"], "train": settings["train"]}
 
 
 def rule_resource(group, key, default):

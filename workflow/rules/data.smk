@@ -1,39 +1,6 @@
 # Work that belongs to a dataset is done once per dataset, whatever experiments use it.
 
 
-def dataset_config(wildcards):
-    return config["datasets"][wildcards.dataset]
-
-
-def manifest_inputs(wildcards):
-    """Files the adapter reads, so Snakemake reruns the manifest when they change."""
-    ds = dataset_config(wildcards)
-    if ds["format"] == "synthetic":
-        return {"synthetic": f"results/data/{wildcards.dataset}/synthetic"}
-    opts = ds.get("options", {})
-    files = {}
-    for key in ("path", "csv", "votes_csv", "fer2013_csv", "ferplus_csv"):
-        if isinstance(opts.get(key), str):
-            files[key] = opts[key]
-    return files
-
-
-def manifest_params(wildcards, input):
-    ds = dataset_config(wildcards)
-    if ds["format"] == "synthetic":
-        return {"root": input.synthetic}
-    return dict(ds.get("options", {}))
-
-
-def source_fingerprint(wildcards):
-    """Names, sizes and mtimes of an image folder: a changed folder reruns its manifest."""
-    ds = dataset_config(wildcards)
-    root = ds.get("options", {}).get("root")
-    if ds["format"] != "folder" or not root:
-        return ""
-    return folder_fingerprint(root)
-
-
 rule synthesize_dataset:
     output:
         directory("results/data/{dataset}/synthetic"),

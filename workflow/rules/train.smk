@@ -1,8 +1,3 @@
-def train_params(wildcards):
-    settings = SETTINGS[wildcards.experiment]
-    return {"model": settings["model"], "train": settings["train"]}
-
-
 rule train:
     input:
         train=lambda wc: f"{data_dir(wc)}/splits/train.csv",

@@ -1,0 +1,130 @@
+"""The Snakemake DAG end to end on a tiny configuration, run by the real snakemake."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+TINY = {
+    "datasets": {
+        "tiny": {
+            "format": "synthetic",
+            "options": {"n_per_class": 14, "size": 32, "seed": 1},
+            "splits": {"val_fraction": 0.2, "test_fraction": 0.2},
+        }
+    },
+    "models": {"cnn": {"arch": "fer_cnn", "input_size": 32, "channels": 1, "options": {"widths": [8, 16, 16]}}},
+    "train": {"epochs": 2, "batch_size": 16, "device": "cpu"},
+    "evaluate": {"batch_size": 64, "device": "cpu"},
+    "experiments": {"tiny_cnn": {"dataset": "tiny", "model": "cnn"}},
+    "resources": {"train": {"gpu": 0, "threads": 1}, "evaluate": {"gpu": 0, "threads": 1}},
+}
+
+
+def make_workdir(tmp: Path, cfg: dict) -> Path:
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        src = Path(REPO) / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
+    write_config(tmp, cfg)
+    return tmp
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "1", *args], cwd=workdir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_rules(workdir: Path) -> set[str]:
+    """Rules a dry run would execute (from its job-stats table), minus the `all` target."""
+    out = snakemake(workdir, "--dry-run").stdout
+    if "Nothing to be done" in out:
+        return set()
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    rules = set(re.findall(r"^(\w+)\s+\d+\s*$", table, flags=re.M))
+    return rules - {"all", "job"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("dag"), json.loads(json.dumps(TINY)))
+    snakemake(workdir)
+    return workdir
+
+
+def test_full_run_produces_every_target(built):
+    exp = built / "results" / "tiny_cnn"
+    summary = json.loads((exp / "eval" / "test_summary.json").read_text())
+    assert 0.0 <= summary["accuracy"] <= 1.0 and summary["num_samples"] > 0
+    for plot in ("confusion_matrix", "confusion_matrix_normalized", "train_loss", "val_loss",
+                 "val_accuracy", "val_macro_f1"):
+        assert (exp / "eval" / "plots" / f"{plot}.png").stat().st_size > 1000
+    records = [json.loads(line) for line in (exp / "model" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for split in ("train", "val", "test"):
+        assert (built / "results" / "data" / "tiny" / "splits" / f"{split}.csv").exists()
+    # every rule logged and benchmarked
+    assert (built / "logs" / "tiny_cnn" / "train.log").stat().st_size > 0
+    assert (built / "benchmarks" / "tiny_cnn" / "train.tsv").exists()
+
+
+def test_second_run_does_nothing(built):
+    assert planned_rules(built) == set()
+
+
+def test_training_parameter_change_reruns_training_and_evaluation_only(built):
+    data_files = sorted((built / "results" / "data").rglob("*.csv"))
+    before = {p: p.stat().st_mtime_ns for p in data_files}
+    old_ckpt = (built / "results" / "tiny_cnn" / "model" / "best.pt").read_bytes()
+
+    cfg = json.loads(json.dumps(TINY))
+    cfg["train"]["lr"] = 0.01
+    write_config(built, cfg)
+    assert planned_rules(built) == {"train", "evaluate", "plot_confusion_matrix", "plot_training_curves"}
+
+    snakemake(built)
+    assert {p: p.stat().st_mtime_ns for p in data_files} == before
+    assert (built / "results" / "tiny_cnn" / "model" / "best.pt").read_bytes() != old_ckpt
+    assert planned_rules(built) == set()
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_config_cross_reference_error_names_the_field(tmp_path):
+    cfg = json.loads(json.dumps(TINY))
+    cfg["experiments"]["tiny_cnn"]["model"] = "nope"
+    workdir = make_workdir(tmp_path, cfg)
+    proc = subprocess.run([*SNAKEMAKE, "-n"], cwd=workdir, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "experiments.tiny_cnn.model" in proc.stdout + proc.stderr
+
+
+def test_schema_rejects_unknown_training_key(tmp_path):
+    cfg = json.loads(json.dumps(TINY))
+    cfg["train"]["epochz"] = 3
+    workdir = make_workdir(tmp_path, cfg)
+    proc = subprocess.run([*SNAKEMAKE, "-n"], cwd=workdir, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "epochz" in proc.stdout + proc.stderr
