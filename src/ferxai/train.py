@@ -231,7 +231,7 @@ def train_experiment(
 ) -> list[EpochRecord]:
     """Train one experiment from split files; writes best/last checkpoints and the epoch log."""
     from ferxai.data.dataset import load_split_arrays
-    from ferxai.models import build_model, checkpoint_meta, save_checkpoint
+    from ferxai.models import build_model, checkpoint_meta, model_normalization, save_checkpoint
 
     settings = TrainSettings.from_dict(train_settings)
     size, channels = int(model_settings.get("input_size", 48)), int(model_settings.get("channels", 1))
@@ -246,8 +246,9 @@ def train_experiment(
         pretrained=bool(model_settings.get("pretrained", False)), **dict(model_settings.get("options") or {}),
     )
     meta = checkpoint_meta(
-        model, arch=model_settings["arch"], classes=list(classes), in_channels=channels, input_size=size,
-        model_options=dict(model_settings.get("options") or {}),
+        arch=model_settings["arch"], classes=list(classes), in_channels=channels, input_size=size,
+        normalization=model_normalization(model), model_options=dict(model_settings.get("options") or {}),
+        pretrained=bool(model_settings.get("pretrained", False)),
         config_hash=config_hash({"model": dict(model_settings), "train": dict(train_settings)}),
     )
     log_path = Path(log_path)
