@@ -34,6 +34,9 @@ class AdapterResult:
     rows: list[dict] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)  # {"source", "row", "reason"}
     classes: list[str] = field(default_factory=list)   # label index -> label_name
+    # Inputs left out by design, not by error (e.g. FER+ rows where "unknown" wins, non-image
+    # files in a folder): same keys as rejects, never counted against max_reject_fraction.
+    dropped: list[dict] = field(default_factory=list)
 
 
 def content_hash(pixels: np.ndarray) -> str:
