@@ -48,3 +48,34 @@ def test_default_config_is_valid_against_schema():
     cfg = default_config()
     validate(cfg, str(Path(REPO) / "config" / "schema.yaml"))
     check_config(cfg)
+
+
+def test_unknown_adapter_option_is_named_at_config_check():
+    cfg = default_config()
+    cfg["datasets"]["fer"] = {"format": "fer2013_csv", "options": {"path": "x.csv", "pixel_colum": "p"}}
+    with pytest.raises(ConfigError, match=r"datasets\.fer\.options: .*pixel_colum"):
+        check_config(cfg)
+
+
+def test_bad_synthetic_option_is_named_at_config_check():
+    cfg = default_config()
+    cfg["datasets"]["synthetic"]["options"]["n_per_clas"] = 3
+    with pytest.raises(ConfigError, match=r"datasets\.synthetic\.options: .*n_per_clas"):
+        check_config(cfg)
+
+
+def test_unknown_model_option_is_named_at_config_check():
+    cfg = default_config()
+    cfg["models"]["fer_cnn"]["options"] = {"width": [8, 8, 8]}
+    with pytest.raises(ConfigError, match=r"models\.fer_cnn\.options: .*'width'"):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize("example", sorted((Path(REPO) / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(example):
+    """Every example a user may copy to config/config.yaml passes schema and cross checks."""
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load(example.read_text())
+    validate(cfg, str(Path(REPO) / "config" / "schema.yaml"))
+    check_config(cfg)

@@ -62,9 +62,40 @@ def check_config(config: Mapping[str, Any]) -> None:
     """Fail early, before any job runs, on cross-reference errors the schema cannot see."""
     for name in config["experiments"]:
         experiment_settings(config, name)
+    for name, dataset in config["datasets"].items():
+        check_dataset_options(name, dataset)
     for name, model in config["models"].items():
+        check_model_options(name, model)
         if model.get("normalization") and not model.get("checkpoint"):
             raise ConfigError(
                 f"models.{name}.normalization is only used with models.{name}.checkpoint "
                 "(trained models record their own normalisation)"
             )
+
+
+def check_dataset_options(name: str, dataset: Mapping[str, Any]) -> None:
+    from ferxai.data.adapters import check_options
+    from ferxai.data.manifest import ManifestError
+
+    options = dataset.get("options") or {}
+    try:
+        if dataset["format"] == "synthetic":
+            from ferxai.data.synthetic import SyntheticConfig
+
+            SyntheticConfig.from_dict(options)
+        else:
+            check_options(dataset["format"], options)
+    except (ManifestError, ValueError) as err:
+        raise ConfigError(f"datasets.{name}.options: {err}") from None
+
+
+def check_model_options(name: str, model: Mapping[str, Any]) -> None:
+    from ferxai.models import model_options
+
+    allowed = model_options(model["arch"])
+    unknown = sorted(set(model.get("options") or {}) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"models.{name}.options: unknown option(s) {unknown} for arch {model['arch']!r}; "
+            f"valid: {', '.join(sorted(allowed)) or 'none'}"
+        )

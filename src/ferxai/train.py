@@ -150,6 +150,7 @@ def fit(
     Images are uint8 (N, C, H, W) tensors on the CPU; batches are moved to the device as needed.
     Early stopping watches val macro-F1 (accuracy hides a collapsed minority class).
     """
+    seed_everything(settings.seed)  # dropout draws from the global generator
     device = resolve_device(settings.device)
     use_amp = settings.amp and device.type == "cuda"
     model.to(device)

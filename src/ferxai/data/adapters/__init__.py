@@ -71,14 +71,10 @@ def adapter_options(fmt: str) -> tuple[list[str], list[str]]:
     return required, optional
 
 
-def build_manifest(fmt: str, options: Mapping[str, Any] | None) -> AdapterResult:
-    """Check ``options`` against ``fmt``'s adapter, then run it.
-
-    Unknown and missing options are reported before any file is read, with the valid names.
-    """
-    options = dict(options or {})
-    adapter = get_adapter(fmt)
+def check_options(fmt: str, options: Mapping[str, Any] | None) -> None:
+    """ManifestError naming unknown or missing options of ``fmt``'s adapter; reads no data."""
     required, optional = adapter_options(fmt)
+    options = dict(options or {})
     unknown = sorted(set(options) - set(required) - set(optional))
     if unknown:
         raise ManifestError(f"dataset format {fmt!r}: unknown option(s) {unknown}; "
@@ -86,8 +82,17 @@ def build_manifest(fmt: str, options: Mapping[str, Any] | None) -> AdapterResult
     missing = [name for name in required if name not in options]
     if missing:
         raise ManifestError(f"dataset format {fmt!r}: missing required option(s) {missing}")
-    return adapter(**options)
 
 
-__all__ = ["ADAPTERS", "SPLIT_ALIASES", "adapter_options", "build_manifest", "class_option", "get_adapter",
+def build_manifest(fmt: str, options: Mapping[str, Any] | None) -> AdapterResult:
+    """Check ``options`` against ``fmt``'s adapter, then run it.
+
+    Unknown and missing options are reported before any file is read, with the valid names.
+    """
+    options = dict(options or {})
+    check_options(fmt, options)
+    return get_adapter(fmt)(**options)
+
+
+__all__ = ["ADAPTERS", "SPLIT_ALIASES", "adapter_options", "build_manifest", "check_options", "class_option", "get_adapter",
            "normalise_split"]
