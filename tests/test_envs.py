@@ -1,0 +1,121 @@
+"""Static checks of the per-rule conda envs (conda channels cannot be reached here to solve them)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+ROOT = Path(REPO)
+ENVS = sorted((ROOT / "envs").glob("*.yaml"))
+# distribution name -> import name, for the project's own dependencies
+IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml"}
+
+
+def requirement(spec: str) -> tuple[str, str]:
+    """('torch', '==2.14.1') from 'torch==2.14.1'; conda's single '=' is read as '=='."""
+    m = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*(.*)$", spec)
+    name, version = m.group(1).lower(), m.group(2).replace(" ", "")
+    if re.match(r"^=[^=]", version):
+        version = "=" + version
+    return name, version
+
+
+def pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return dict(requirement(d) for d in project["dependencies"])
+
+
+def env_packages(path: Path) -> dict[str, str]:
+    env = yaml.safe_load(path.read_text())
+    pkgs = {}
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            if not item.startswith("-"):
+                name, version = requirement(item)
+                pkgs[name] = version
+    return pkgs
+
+
+def rules() -> list[dict]:
+    """name, conda and script of every rule, read from workflow/rules/*.smk."""
+    found = []
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule )", smk.read_text(), flags=re.M)[1:]:
+            name = re.match(r"rule (\w+):", block).group(1)
+            conda = re.search(r"^    conda:\s*\n\s*\"([^\"]+)\"", block, flags=re.M)
+            script = re.search(r"^    script:\s*\n\s*\"([^\"]+)\"", block, flags=re.M)
+            found.append({
+                "name": name, "file": smk,
+                "conda": (smk.parent / conda.group(1)).resolve() if conda else None,
+                "script": (smk.parent / script.group(1)).resolve() if script else None,
+            })
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS, ids=lambda p: p.name)
+def test_env_file_is_well_formed(env):
+    data = yaml.safe_load(env.read_text())
+    assert data["name"].startswith("ferxai-")
+    assert "conda-forge" in data["channels"]
+    assert any(str(d).startswith("python=") for d in data["dependencies"])
+
+
+@pytest.mark.parametrize("env", ENVS, ids=lambda p: p.name)
+def test_env_pins_agree_with_pyproject(env):
+    pins = pyproject_pins()
+    for name, version in env_packages(env).items():
+        if name in ("python", "pip"):
+            continue
+        assert name in pins, f"{env.name}: {name} is not a dependency in pyproject.toml"
+        assert version == pins[name], f"{env.name}: {name}{version} but pyproject.toml has {name}{pins[name]}"
+
+
+def test_every_rule_names_an_existing_env():
+    found = [r for r in rules() if r["name"] != "all"]
+    assert len(found) >= 7
+    for rule in found:
+        assert rule["conda"] is not None, f"rule {rule['name']} ({rule['file'].name}) has no conda: env"
+        assert rule["conda"].exists(), f"rule {rule['name']}: {rule['conda']} does not exist"
+
+
+def script_imports(script: Path) -> list[str]:
+    tree = ast.parse(script.read_text())
+    mods = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            mods += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods.append(node.module)
+    return mods
+
+
+@pytest.mark.parametrize("rule", [r for r in rules() if r["script"]], ids=lambda r: r["name"])
+def test_rule_code_imports_only_what_its_env_provides(rule):
+    """Import the rule's script dependencies with every project dependency its env lacks blocked."""
+    provided = set(env_packages(rule["conda"]))
+    blocked = sorted(IMPORT_NAMES.get(n, n) for n in pyproject_pins() if n not in provided)
+    probe = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError('not in env: ' + name)
+sys.meta_path.insert(0, Block())
+for mod in {script_imports(rule['script'])!r}:
+    __import__(mod)
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, (
+        f"rule {rule['name']} uses {rule['conda'].name} but its code needs more:\n{proc.stderr[-2000:]}"
+    )
