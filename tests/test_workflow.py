@@ -128,3 +128,42 @@ def test_schema_rejects_unknown_training_key(tmp_path):
     proc = subprocess.run([*SNAKEMAKE, "-n"], cwd=workdir, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "epochz" in proc.stdout + proc.stderr
+
+
+def test_bring_your_own_checkpoint_on_a_fer2013_csv(tmp_path):
+    """A model trained elsewhere is imported (no training job) and evaluated on FER2013-format data."""
+    import numpy as np
+    import torch
+
+    from ferxai.models import build_model
+
+    rng = np.random.default_rng(0)
+    rows = ["emotion,pixels,Usage"]
+    for i in range(42):
+        usage = ("Training", "PublicTest", "PrivateTest")[i % 3]
+        pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
+        rows.append(f"{i % 7},{pixels},{usage}")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fer2013.csv").write_text("\n".join(rows) + "\n")
+    model = build_model("fer_cnn", num_classes=7, in_channels=1, input_size=48, widths=[8, 8, 8])
+    # DataParallel-style keys, as many published checkpoints have them.
+    torch.save({"module." + k: v for k, v in model.state_dict().items()}, tmp_path / "data" / "mine.pt")
+
+    cfg = {
+        "datasets": {"fer": {"format": "fer2013_csv", "options": {"path": "data/fer2013.csv"}}},
+        "models": {"mine": {"arch": "fer_cnn", "input_size": 48, "channels": 1,
+                            "options": {"widths": [8, 8, 8]}, "checkpoint": "data/mine.pt"}},
+        "train": {"epochs": 1},
+        "experiments": {"fer_mine": {"dataset": "fer", "model": "mine"}},
+        "resources": {"evaluate": {"gpu": 0, "threads": 1}},
+    }
+    workdir = make_workdir(tmp_path, cfg)
+    assert planned_rules(workdir) == {"manifest", "splits", "import_checkpoint", "evaluate", "plot_confusion_matrix"}
+    snakemake(workdir)
+    exp = workdir / "results" / "fer_mine"
+    summary = json.loads((exp / "eval" / "test_summary.json").read_text())
+    assert summary["num_samples"] == 14  # PrivateTest rows
+    assert not (exp / "model" / "best.pt").exists()
+    assert (exp / "eval" / "plots" / "confusion_matrix.png").exists()
+    manifest = (workdir / "results" / "data" / "fer" / "manifest.csv").read_text()
+    assert "fer2013.csv#row=1," in manifest
