@@ -396,3 +396,21 @@ def test_csv_manifest_default_classes_and_missing_column(tmp_path):
     path.write_text("file,label\na.png,2\n")
     with pytest.raises(ManifestError, match=r"m\.csv: missing required column 'path'"):
         build_manifest("csv", {"path": str(path)})
+
+
+def test_folder_fingerprint_changes_when_an_image_is_added_or_rewritten(tmp_path):
+    import os
+
+    from ferxai.data.fingerprint import folder_fingerprint
+
+    (tmp_path / "happy").mkdir()
+    img = tmp_path / "happy" / "a.png"
+    img.write_bytes(b"x")
+    first = folder_fingerprint(tmp_path)
+    assert first == folder_fingerprint(tmp_path) and len(first) == 16
+    (tmp_path / "happy" / "b.png").write_bytes(b"y")
+    second = folder_fingerprint(tmp_path)
+    assert second != first
+    os.utime(img, ns=(1, 1))
+    assert folder_fingerprint(tmp_path) != second
+    assert folder_fingerprint(tmp_path / "missing") == ""
