@@ -1,0 +1,119 @@
+"""The one shape every explanation method has (Captum's `attribute`, pytorch-grad-cam's targets).
+
+An `Explainer` is built once per (model, parameters) and then called on batches:
+
+    explainer = make_explainer("integrated_gradients", model, n_steps=32)
+    maps = explainer.attribute(images, targets)     # (N, H, W) float32, same H, W as images
+
+`images` are float tensors (N, C, H, W) in [0, 1] on the model's device — models normalise their own
+input — and `targets` is a long tensor (N,) of class indices, one per image. Methods batch across
+images *and* across their own samples/steps/windows; `batch_size` bounds the number of model inputs
+evaluated in one forward pass (set by the preflight).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Mapping
+
+import torch
+import torch.nn as nn
+
+
+class ExplainerConfigError(ValueError):
+    """Unknown method or bad parameter; the message names the method and the parameter."""
+
+
+class UnsupportedModelError(RuntimeError):
+    """The method cannot explain this model; the message names method, model and reason."""
+
+    def __init__(self, method: str, model: str, reason: str):
+        super().__init__(f"method {method!r} cannot explain model {model!r}: {reason}")
+        self.method, self.model, self.reason = method, model, reason
+
+
+class SoftmaxOutput(nn.Module):
+    """Wraps a classifier so methods attribute class probabilities instead of logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=-1)
+
+
+class Explainer:
+    """Base class: subclasses set the class attributes and implement `_attribute`.
+
+    Class attributes
+    ----------------
+    name        registry name, e.g. "integrated_gradients"
+    family      "gradient" | "cam" | "perturbation" | "lrp"
+    library     backing library ("captum", "pytorch-grad-cam", "zennit", "shap", "lime", "ferxai")
+    defaults    parameter defaults; any other keyword is rejected by name
+    signed      True when attributions carry a sign (diverging colormap)
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    signed: ClassVar[bool] = False
+
+    def __init__(self, model: nn.Module, *, arch: str = "", output: str = "logits",
+                 batch_size: int = 64, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ExplainerConfigError(
+                f"method {self.name!r}: unknown parameter(s) {unknown}; "
+                f"valid: {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        if output not in ("logits", "softmax"):
+            raise ExplainerConfigError(f"method {self.name!r}: output must be 'logits' or 'softmax', got {output!r}")
+        if batch_size < 1:
+            raise ExplainerConfigError(f"method {self.name!r}: batch_size must be >= 1, got {batch_size}")
+        self.params: dict[str, Any] = {**copy.deepcopy(dict(self.defaults)), **params}
+        self.arch = arch or type(model).__name__
+        self.output = output
+        self.batch_size = int(batch_size)
+        # `model` keeps the zoo's layer names (target layers are dotted paths into it);
+        # `forward_model` is what gets attributed.
+        self.model = model.eval()
+        self.forward_model = SoftmaxOutput(self.model) if output == "softmax" else self.model
+        self.validate()
+
+    # -- to override -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check `self.params` (raise ExplainerConfigError) and the model (UnsupportedModelError)."""
+
+    def passes_per_image(self) -> float:
+        """Cost model: model passes per explained image (forward or forward+backward)."""
+        return 1.0
+
+    def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- the one entry point -----------------------------------------------------------------
+    def attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if inputs.ndim != 4:
+            raise ValueError(f"method {self.name!r}: inputs must be (N, C, H, W), got shape {tuple(inputs.shape)}")
+        targets = torch.as_tensor(targets, dtype=torch.long, device=inputs.device).reshape(-1)
+        if len(targets) != len(inputs):
+            # pytorch-grad-cam silently zeroes images without a target; refuse instead.
+            raise ValueError(f"method {self.name!r}: {len(inputs)} images but {len(targets)} targets")
+        maps = self._attribute(inputs, targets)
+        if maps.ndim == 4:
+            maps = maps.sum(dim=1)  # channels -> one map per image (Captum's convention for pixels)
+        expected = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
+        if tuple(maps.shape) != expected:
+            raise RuntimeError(f"method {self.name!r} returned shape {tuple(maps.shape)}, expected {expected}")
+        return maps.detach().float()
+
+    def unsupported(self, reason: str) -> UnsupportedModelError:
+        return UnsupportedModelError(self.name, self.arch, reason)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "library": self.library,
+                "signed": self.signed, "params": self.params, "output": self.output,
+                "passes_per_image": self.passes_per_image()}
