@@ -1,0 +1,160 @@
+"""Pick each method's batch size by measuring it, on the device the job will run on.
+
+Largest is not fastest everywhere: on a 2-core CPU a compact CNN runs forward+backward faster per
+image in batches of 8 than of 256 (cache), while a GPU gains until memory runs out. So each
+candidate batch size is timed, peak memory is recorded, and the fastest candidate within the
+memory budget wins. CUDA out-of-memory marks a candidate as not fitting instead of failing.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from ferxai.device import is_cuda_oom
+from ferxai.explain.base import Explainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    batch_size: int
+    images_per_call: int
+    sec_per_image: float | None
+    peak_mb: float | None
+    fits: bool
+    note: str = ""
+
+
+@dataclass
+class PreflightResult:
+    method: str
+    device: str
+    batch_size: int
+    images_per_call: int
+    sec_per_image: float
+    peak_mb: float | None
+    passes_per_image: float
+    memory_budget_mb: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def runtime_minutes(self, images: int, safety: float = 3.0, minimum: int = 2) -> int:
+        """Cluster `runtime` for a job explaining `images` images, with headroom for slower nodes."""
+        return max(minimum, math.ceil(self.sec_per_image * images * safety / 60))
+
+
+def images_per_call(batch_size: int, passes_per_image: float) -> int:
+    """Images handed to one `attribute` call so one call fills about one model batch.
+
+    A method needing many passes per image (IG steps, LIME samples) fills its batches from one
+    image; a one-pass method (saliency, Grad-CAM) needs `batch_size` images per call.
+    """
+    return max(1, batch_size // max(1, int(round(passes_per_image))))
+
+
+def _rss_peak_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
+def measure(
+    make: Callable[[int], Explainer],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int,
+    min_images: int = 2,
+    min_seconds: float = 0.5,
+) -> tuple[Candidate, Explainer]:
+    """Time `attribute` at one batch size; returns the candidate and the explainer measured."""
+    device = inputs.device
+    explainer = make(batch_size)
+    per_call = images_per_call(batch_size, explainer.passes_per_image())
+    n = max(min_images, per_call)
+    x = inputs[torch.arange(n) % len(inputs)]
+    t = targets[torch.arange(n) % len(targets)]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        base = _rss_peak_mb()
+    # One warm-up call (allocations, library set-up), then repeat until `min_seconds` elapsed.
+    explainer.attribute(x[:per_call], t[:per_call])
+    done, start = 0, time.perf_counter()
+    while True:
+        for s in range(0, n, per_call):
+            explainer.attribute(x[s:s + per_call], t[s:s + per_call])
+        done += n
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if time.perf_counter() - start >= min_seconds:
+            break
+    elapsed = time.perf_counter() - start
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    else:
+        # ru_maxrss only grows, so with increasing candidates the growth is this candidate's.
+        peak = max(0.0, _rss_peak_mb() - base)
+    return Candidate(batch_size, per_call, elapsed / done, peak, True), explainer
+
+
+def run_preflight(
+    make: Callable[[int], Explainer],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256),
+    memory_budget_mb: float = 4000.0,
+    min_seconds: float = 0.5,
+    patience: int = 2,
+) -> PreflightResult:
+    """Measure candidates in increasing order; stop after `patience` candidates slower than the best."""
+    candidates: list[Candidate] = []
+    best: Candidate | None = None
+    slower = 0
+    name, passes = "", 1.0
+    for b in sorted(set(int(b) for b in batch_sizes)):
+        try:
+            cand, explainer = measure(make, inputs, targets, b, min_seconds=min_seconds)
+            name, passes = explainer.name, explainer.passes_per_image()
+            del explainer
+        except Exception as exc:  # noqa: BLE001 - only OOM is expected; anything else re-raised
+            if not is_cuda_oom(exc):
+                raise
+            torch.cuda.empty_cache()
+            candidates.append(Candidate(b, 0, None, None, False, "CUDA out of memory"))
+            log.info("batch size %d: CUDA out of memory, stopping", b)
+            break
+        finally:
+            gc.collect()
+        if cand.peak_mb is not None and cand.peak_mb > memory_budget_mb:
+            cand.fits, cand.note = False, f"peak {cand.peak_mb:.0f} MB > budget {memory_budget_mb:.0f} MB"
+            candidates.append(cand)
+            log.info("batch size %d: %s, stopping", b, cand.note)
+            break
+        candidates.append(cand)
+        log.info("batch size %d: %.2f ms/image, peak %.0f MB", b, 1000 * cand.sec_per_image, cand.peak_mb or 0)
+        if best is None or cand.sec_per_image < best.sec_per_image:
+            best, slower = cand, 0
+        else:
+            slower += 1
+            if slower >= patience:
+                break
+    if best is None:
+        raise RuntimeError(f"preflight: no batch size in {list(batch_sizes)} fits in {memory_budget_mb} MB")
+    return PreflightResult(
+        method=name, device=str(inputs.device), batch_size=best.batch_size,
+        images_per_call=best.images_per_call, sec_per_image=best.sec_per_image, peak_mb=best.peak_mb,
+        passes_per_image=passes, memory_budget_mb=memory_budget_mb, candidates=candidates,
+    )

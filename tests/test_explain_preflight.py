@@ -1,0 +1,80 @@
+"""Preflight batch-size choice, with CPU stand-ins for CUDA out-of-memory."""
+
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from ferxai.explain.base import Explainer
+from ferxai.explain.preflight import images_per_call, run_preflight
+
+
+class Timed(Explainer):
+    """Stand-in method whose cost per image depends on the batch size in a known way."""
+
+    name, family, library = "timed", "gradient", "test"
+    defaults = {"passes": 1}
+    cost_ms = {1: 6.0, 2: 3.0, 4: 1.0, 8: 2.5, 16: 4.0, 32: 6.0}
+    oom_from = None
+
+    def passes_per_image(self):
+        return self.params["passes"]
+
+    def _attribute(self, inputs, targets):
+        if self.oom_from and self.batch_size >= self.oom_from:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        time.sleep(self.cost_ms[self.batch_size] / 1000 * len(inputs))
+        return torch.zeros(inputs.shape[0], inputs.shape[2], inputs.shape[3])
+
+
+def make(batch_size, **kw):
+    return Timed(nn.Identity(), batch_size=batch_size, **kw)
+
+
+def data(n=8):
+    return torch.rand(n, 1, 4, 4), torch.zeros(n, dtype=torch.long)
+
+
+def test_picks_the_fastest_not_the_largest():
+    x, t = data()
+    result = run_preflight(make, x, t, batch_sizes=[1, 2, 4, 8, 16, 32], min_seconds=0.05)
+    assert result.batch_size == 4
+    assert result.method == "timed"
+    measured = [c.batch_size for c in result.candidates]
+    assert measured == [1, 2, 4, 8, 16]  # stopped after two slower candidates
+    assert result.sec_per_image == pytest.approx(0.001, rel=0.5)
+
+
+def test_cuda_out_of_memory_marks_candidate_and_keeps_the_best_that_fit(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(Timed, "oom_from", 2)
+    x, t = data()
+    result = run_preflight(make, x, t, batch_sizes=[1, 2, 4], min_seconds=0.02)
+    assert result.batch_size == 1
+    assert [(c.batch_size, c.fits) for c in result.candidates] == [(1, True), (2, False)]
+    assert "out of memory" in result.candidates[-1].note
+
+
+def test_other_errors_are_not_swallowed(monkeypatch):
+    def broken(self, inputs, targets):
+        raise ValueError("bad method")
+
+    monkeypatch.setattr(Timed, "_attribute", broken)
+    x, t = data()
+    with pytest.raises(ValueError, match="bad method"):
+        run_preflight(make, x, t, batch_sizes=[1, 2], min_seconds=0.01)
+
+
+def test_images_per_call_fills_one_model_batch():
+    assert images_per_call(64, 1) == 64     # saliency: one pass per image
+    assert images_per_call(64, 50) == 1     # IG with 50 steps fills a batch from one image
+    assert images_per_call(64, 16) == 4
+
+
+def test_runtime_estimate_scales_with_images():
+    x, t = data()
+    result = run_preflight(make, x, t, batch_sizes=[4], min_seconds=0.02)
+    assert result.runtime_minutes(10) == 2  # floor
+    result.sec_per_image = 1.0
+    assert result.runtime_minutes(600) == 30
