@@ -1,0 +1,55 @@
+"""FullGrad (Srinivas & Fleuret 2019): |input x input-gradient| plus, for every Conv2d/BatchNorm2d
+with a bias, |bias x gradient of that layer's output|, each upsampled and summed.
+
+No target layer: the library uses all such layers of the whole network (so `target_layer` is not a
+parameter). One forward+backward pass per image (x6 with aug_smooth).
+
+Unsupported (UnsupportedModelError): models whose biases the library would not see, because it
+collects exactly `nn.Conv2d` and `nn.BatchNorm2d` — transformers (vit_small: biases in Linear and
+LayerNorm layers on token sequences), models with other biased conv/norm layers (GroupNorm,
+InstanceNorm, Conv1d/3d, subclasses of Conv2d/BatchNorm2d), and models with no biased
+Conv2d/BatchNorm2d at all. The map would otherwise be silently incomplete. Caveat for all zoo
+models: the input normalisation ((x - mean) / std inside the model) is an affine step whose offset
+is not a layer bias, so its share is not added either — the same as for any input normalisation
+applied outside a model.
+"""
+
+from __future__ import annotations
+
+import pytorch_grad_cam
+import torch.nn as nn
+
+from ferxai.explain.methods._cam import CamExplainer
+
+_USED = (nn.Conv2d, nn.BatchNorm2d)
+_SPATIAL_WITH_BIAS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
+_TRANSFORMER = (nn.MultiheadAttention, nn.LayerNorm, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+
+
+class FullGrad(CamExplainer):
+    name = "fullgrad"
+    cam_class = pytorch_grad_cam.FullGrad
+    defaults = {"aug_smooth": False, "eigen_smooth": False}
+    uses_target_layer = False
+    extra_passes = 1
+
+    def validate(self) -> None:
+        super().validate()
+        transformer = [n for n, m in self.model.named_modules() if isinstance(m, _TRANSFORMER)]
+        if transformer:
+            raise self.unsupported(
+                f"FullGrad needs every bias of the network, but pytorch-grad-cam only collects "
+                f"Conv2d/BatchNorm2d biases; this is a transformer whose biases sit in Linear/LayerNorm "
+                f"layers on token sequences (e.g. {transformer[0]!r})"
+            )
+        skipped = [f"{n} ({type(m).__name__})" for n, m in self.model.named_modules()
+                   if isinstance(m, _SPATIAL_WITH_BIAS) and type(m) not in _USED
+                   and getattr(m, "bias", None) is not None]
+        if skipped:
+            raise self.unsupported(
+                f"pytorch-grad-cam's FullGrad only collects biases of exactly nn.Conv2d/nn.BatchNorm2d; "
+                f"the biases of {', '.join(skipped[:5])} would be left out"
+            )
+        if not any(type(m) in _USED and getattr(m, "bias", None) is not None for m in self.model.modules()):
+            raise self.unsupported("no Conv2d/BatchNorm2d layer with a bias, so FullGrad has no bias "
+                                   "term (use input_x_gradient)")
