@@ -1,0 +1,160 @@
+"""Which test images get explained, and how they are cut into shards.
+
+`select_samples` reads the evaluation's predictions (`results/<exp>/eval/predictions.csv`, one
+row per test image: id, label, prediction, confidence, correct, prob_<class>...) and picks, per
+true class (ascending label), in the order the sets are given:
+
+high_confidence
+    the `num_each` *correct* predictions with the highest confidence;
+low_confidence
+    the `num_each` images with the lowest confidence among *all* images of the class, correct or
+    not (what the model is least sure about, whichever way it went);
+misclassified
+    the `num_each` mistakes with the highest confidence (most confidently wrong first).
+
+A class with fewer candidates contributes what it has (a class without mistakes contributes no
+misclassified row). Ties in confidence keep file order (stable sort), so the result is a pure
+function of the predictions file. An image picked by several sets appears once, at its first
+position, with its sets joined by ";" in the order of `sets` (e.g. "low_confidence;misclassified").
+
+scope="all" takes the whole test split in file order, with set "all".
+
+The row position in the returned frame is the image's *index in the selection*: shards are
+contiguous ranges of it and noise is seeded from it (see `ferxai.explain.noise`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+SETS = ("high_confidence", "low_confidence", "misclassified")
+SCOPES = ("sets", "all")
+SET_SEPARATOR = ";"
+LEADING_COLUMNS = ["id", "label", "prediction", "confidence", "set"]
+
+
+def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("id", "label", "prediction", "confidence") if c not in predictions.columns]
+    if missing:
+        raise ValueError(f"predictions: missing columns {missing} (have {list(predictions.columns)})")
+    frame = predictions.reset_index(drop=True).copy()
+    frame["id"] = frame["id"].astype(str)
+    dup = frame["id"][frame["id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"predictions: duplicate image id {dup.iloc[0]!r}; ids must be unique")
+    for col in ("label", "prediction"):
+        frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.int64)
+    frame["confidence"] = pd.to_numeric(frame["confidence"], errors="raise").astype(float)
+    if "correct" in frame.columns:
+        correct = frame["correct"]
+        if correct.dtype == object:  # read back from CSV as strings in some pandas versions
+            correct = correct.astype(str).str.lower().isin(["true", "1"])
+        frame["correct"] = correct.astype(bool)
+    else:
+        frame["correct"] = frame["label"] == frame["prediction"]
+    return frame
+
+
+def _pick(group: pd.DataFrame, which: str, num_each: int) -> list[int]:
+    """Row positions (index labels of `group`) picked by one set for one class."""
+    if which == "high_confidence":
+        cand = group[group["correct"]]
+        order = cand.sort_values("confidence", ascending=False, kind="mergesort")
+    elif which == "low_confidence":
+        order = group.sort_values("confidence", ascending=True, kind="mergesort")
+    else:  # misclassified
+        cand = group[~group["correct"]]
+        order = cand.sort_values("confidence", ascending=False, kind="mergesort")
+    return order.index[:num_each].tolist()
+
+
+def select_samples(
+    predictions: pd.DataFrame,
+    sets: Sequence[str] = SETS,
+    num_each: int = 4,
+    scope: str = "sets",
+) -> pd.DataFrame:
+    """The images to explain: columns id, label, prediction, confidence, set, then the other
+    columns of `predictions` (label_name, prediction_name, correct, prob_<class>...) unchanged.
+
+    See the module docstring for the rules; the index is 0..n-1 (index in the selection).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {list(SCOPES)}, got {scope!r}")
+    frame = _check_predictions(predictions)
+    rest = [c for c in frame.columns if c not in LEADING_COLUMNS]
+    if scope == "all":
+        out = frame.assign(set="all")
+        return out[LEADING_COLUMNS + rest].reset_index(drop=True)
+
+    if isinstance(sets, str):
+        sets = [sets]
+    sets = list(sets)
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        raise ValueError(f"unknown sample set(s) {unknown}; valid: {', '.join(SETS)}")
+    if not sets:
+        raise ValueError("no sample sets given (scope 'sets' needs at least one of "
+                         f"{', '.join(SETS)}; use scope 'all' for the whole test split)")
+    sets = list(dict.fromkeys(sets))  # drop repeats, keep order
+    if int(num_each) != num_each or num_each < 1:
+        raise ValueError(f"num_each must be an integer >= 1, got {num_each!r}")
+    num_each = int(num_each)
+
+    order: list[int] = []
+    membership: dict[int, list[str]] = {}
+    for _, group in frame.groupby("label", sort=True):
+        for which in sets:
+            for row in _pick(group, which, num_each):
+                if row not in membership:
+                    membership[row] = []
+                    order.append(row)
+                membership[row].append(which)
+    out = frame.loc[order].copy()
+    out["set"] = [SET_SEPARATOR.join(membership[row]) for row in order]
+    return out[LEADING_COLUMNS + rest].reset_index(drop=True)
+
+
+def in_set(selection: pd.DataFrame, name: str) -> np.ndarray:
+    """Boolean mask of the rows of `selection` that belong to set `name` (sets may be joined by ";")."""
+    return selection["set"].astype(str).str.split(SET_SEPARATOR).apply(lambda s: name in s).to_numpy(bool)
+
+
+# -- shards -----------------------------------------------------------------------------------
+
+def _check_shard_args(n: int, shard_size: int) -> None:
+    if int(n) != n or n < 0:
+        raise ValueError(f"number of images must be an integer >= 0, got {n!r}")
+    if int(shard_size) != shard_size or shard_size < 1:
+        raise ValueError(f"shard_size must be an integer >= 1, got {shard_size!r}")
+
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) ranges of at most `shard_size` images covering 0..n exactly.
+
+    An empty selection still has one (empty) shard, (0, 0), so the workflow always has a file
+    to gather (the Snakefile counts `max(1, ceil(n / shard_size))` shards).
+    """
+    _check_shard_args(n, shard_size)
+    n, shard_size = int(n), int(shard_size)
+    if n == 0:
+        return [(0, 0)]
+    return [(start, min(start + shard_size, n)) for start in range(0, n, shard_size)]
+
+
+def num_shards(n: int, shard_size: int) -> int:
+    """`len(shard_ranges(n, shard_size))`: ceil(n / shard_size), and 1 for n == 0."""
+    _check_shard_args(n, shard_size)
+    return max(1, -(-int(n) // int(shard_size)))
+
+
+def shard_range(n: int, shard_size: int, shard: int) -> tuple[int, int]:
+    """[start, stop) of shard number `shard` (0-based); an error names the valid range."""
+    total = num_shards(n, shard_size)
+    if int(shard) != shard or not 0 <= shard < total:
+        raise ValueError(f"shard {shard!r} does not exist: {n} images in shards of {shard_size} "
+                         f"give shards 0..{total - 1}")
+    return shard_ranges(n, shard_size)[int(shard)]

@@ -1,0 +1,292 @@
+"""Attribution maps drawn over the face: overlays, per-image method grids, per-method galleries.
+
+Display pipeline of one map (`normalize_attribution`, used by every figure here):
+
+1. optional patch pooling: the map is averaged in `patch` x `patch` blocks (edge blocks may be
+   smaller) and each block shows its mean — coarse, readable maps for pixel-noisy methods;
+2. contrast stretch by percentiles, so a few extreme pixels do not wash out the rest:
+   unsigned maps: [P(p_low), P(p_high)] of the values -> [0, 1];
+   signed maps: magnitudes [P(p_low), P(p_high)] of |a| -> [0, 1], sign kept, giving [-1, 1]
+   symmetric around 0 (zero stays at the colormap's centre);
+3. gamma on the (magnitude of the) stretched value (< 1 brightens weak evidence).
+
+Colours: unsigned maps use a sequential colormap ("jet" by default), signed maps a diverging
+one ("bwr": positive evidence red, negative blue, zero white). The heatmap is alpha-blended over
+the grayscale/RGB image.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure  # a bare Figure renders with Agg and touches no display
+
+UNSIGNED_CMAP = "jet"
+SIGNED_CMAP = "bwr"
+
+
+def safe_name(text: str) -> str:
+    """`text` usable as one file-name component: ids such as "test/happy/img 1.png" become
+    "test_happy_img_1.png" (anything but letters, digits, '.', '_', '-' -> '_')."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
+    return name or "_"
+
+
+def pool_patches(attribution: np.ndarray, patch: int | None) -> np.ndarray:
+    """Average the map in patch x patch blocks, each pixel showing its block's mean (same shape)."""
+    a = np.asarray(attribution, dtype=np.float64)
+    if patch is None or patch <= 1:
+        return a
+    patch = int(patch)
+    h, w = a.shape
+    rows, cols = np.arange(0, h, patch), np.arange(0, w, patch)
+    sums = np.add.reduceat(np.add.reduceat(a, rows, axis=0), cols, axis=1)
+    heights = np.diff(np.append(rows, h))
+    widths = np.diff(np.append(cols, w))
+    means = sums / np.outer(heights, widths)
+    return np.repeat(np.repeat(means, heights, axis=0), widths, axis=1)
+
+
+def normalize_attribution(
+    attribution: np.ndarray,
+    signed: bool,
+    p_low: float = 1.0,
+    p_high: float = 99.0,
+    gamma: float = 1.0,
+    patch: int | None = None,
+) -> np.ndarray:
+    """Display values: [0, 1] for unsigned maps, [-1, 1] for signed ones (see module docstring)."""
+    a = np.asarray(attribution, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"attribution must be (H, W), got shape {a.shape}")
+    if not 0 <= p_low < p_high <= 100:
+        raise ValueError(f"need 0 <= p_low < p_high <= 100, got p_low={p_low}, p_high={p_high}")
+    if gamma <= 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    a = pool_patches(np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), patch)
+    values = np.abs(a) if signed else a
+    lo, hi = np.percentile(values, [p_low, p_high])
+    if hi > lo:
+        v = np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    else:  # constant map (or all mass in a few pixels): show what is above the floor as full
+        v = (values > lo).astype(np.float64)
+    v = v ** gamma
+    return np.sign(a) * v if signed else v
+
+
+def _image_rgb(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) or (H, W), uint8 or float [0, 1] -> float (H, W, 3) in [0, 1]."""
+    img = np.asarray(image)
+    img = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img.astype(np.float64)
+    if img.ndim == 2:
+        img = img[None]
+    if img.ndim != 3 or img.shape[0] not in (1, 3):
+        raise ValueError(f"image must be (C, H, W) with C in (1, 3), or (H, W); got shape {np.shape(image)}")
+    img = np.clip(np.nan_to_num(img), 0.0, 1.0)
+    if img.shape[0] == 1:
+        img = np.repeat(img, 3, axis=0)
+    return img.transpose(1, 2, 0)
+
+
+def colorize(values: np.ndarray, signed: bool, cmap: str | None = None) -> np.ndarray:
+    """Display values from `normalize_attribution` -> float RGB (H, W, 3)."""
+    cm = colormaps[cmap or (SIGNED_CMAP if signed else UNSIGNED_CMAP)]
+    v = (np.asarray(values) + 1.0) / 2.0 if signed else np.asarray(values)
+    return cm(np.clip(v, 0.0, 1.0))[..., :3]
+
+
+def overlay(
+    image: np.ndarray,
+    attribution: np.ndarray,
+    signed: bool,
+    p_low: float = 1.0,
+    p_high: float = 99.0,
+    gamma: float = 1.0,
+    alpha: float = 0.5,
+    patch: int | None = None,
+    cmap: str | None = None,
+) -> np.ndarray:
+    """Heatmap of `attribution` (H, W) blended over `image` (C, H, W, float [0, 1] or uint8):
+    RGB uint8 (H, W, 3). alpha 0 shows only the image, 1 only the heatmap."""
+    base = _image_rgb(image)
+    attribution = np.asarray(attribution)
+    if attribution.shape != base.shape[:2]:
+        raise ValueError(f"attribution shape {attribution.shape} does not match image {base.shape[:2]}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    values = normalize_attribution(attribution, signed, p_low, p_high, gamma, patch)
+    heat = colorize(values, signed, cmap)
+    out = (1.0 - alpha) * base + alpha * heat
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling by an integer factor (keeps pixels crisp on 48 px faces)."""
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+    scale = int(scale)
+    rgb = np.asarray(rgb)
+    if scale == 1:
+        return rgb
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+
+
+def _save_rgb(path: str | Path, rgb: np.ndarray, scale: int, **save_kw) -> Path:
+    from PIL import Image
+
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(upscale(rgb, scale)).save(path, **save_kw)
+    return path
+
+
+def save_overlay_png(path: str | Path, rgb: np.ndarray, scale: int = 4) -> Path:
+    """Save an RGB uint8 overlay as PNG, `scale` times larger (nearest neighbour)."""
+    return _save_rgb(path, rgb, scale, format="PNG")
+
+
+def image_to_rgb8(image: np.ndarray) -> np.ndarray:
+    """The plain input image (C, H, W) as RGB uint8 (H, W, 3)."""
+    return np.clip(np.rint(_image_rgb(image) * 255.0), 0, 255).astype(np.uint8)
+
+
+def sample_title(label_name: str, prediction_name: str, confidence: float) -> str:
+    """"true happy, predicted sad (0.83)" — the title used by grids and galleries."""
+    return f"true {label_name}, predicted {prediction_name} ({confidence:.2f})"
+
+
+def _blank(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def plot_method_grid(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    signed: Mapping[str, bool],
+    title: str,
+    **overlay_kw,
+) -> Figure:
+    """One row: the input image, then one overlay per method (in `maps` order), titled `title`
+    (e.g. `sample_title(...)`). `overlay_kw` go to `overlay` (p_low, p_high, gamma, alpha, patch)."""
+    missing = [m for m in maps if m not in signed]
+    if missing:
+        raise ValueError(f"no 'signed' flag for method(s) {missing}")
+    ncols = 1 + len(maps)
+    fig = Figure(figsize=(0.4 + 1.8 * ncols, 2.5), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes[0].imshow(image_to_rgb8(image), interpolation="nearest")
+    axes[0].set_title("input", fontsize=9)
+    for ax, (method, attribution) in zip(axes[1:], maps.items()):
+        ax.imshow(overlay(image, attribution, bool(signed[method]), **overlay_kw), interpolation="nearest")
+        ax.set_title(method + (" (±)" if signed[method] else ""), fontsize=9)
+    for ax in axes:
+        _blank(ax)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_gallery(
+    images: np.ndarray | Sequence[np.ndarray],
+    maps: np.ndarray | Sequence[np.ndarray],
+    signed: bool,
+    titles: Sequence[str],
+    ncols: int = 6,
+    suptitle: str | None = None,
+    **overlay_kw,
+) -> Figure:
+    """Overlays of one method on many images (e.g. one sample set), `ncols` per row.
+
+    The figure has exactly one axes per image (unused grid cells are removed); with no images it
+    has a single axes saying so.
+    """
+    n = len(images)
+    if len(maps) != n or len(titles) != n:
+        raise ValueError(f"{n} images, {len(maps)} maps and {len(titles)} titles: need one of each per image")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    if n == 0:
+        fig = Figure(figsize=(4, 1.5), layout="constrained")
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no images", ha="center", va="center")
+        _blank(ax)
+        if suptitle:
+            fig.suptitle(suptitle, fontsize=10)
+        return fig
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(0.3 + 1.9 * ncols, 0.5 + 2.1 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for j, ax in enumerate(axes):
+        if j >= n:
+            ax.remove()
+            continue
+        ax.imshow(overlay(images[j], maps[j], signed, **overlay_kw), interpolation="nearest")
+        ax.set_title(titles[j], fontsize=7)
+        _blank(ax)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def runner_results_text(
+    label_name: str,
+    prediction_name: str,
+    probabilities: Mapping[str, float],
+    image_id: str | None = None,
+) -> str:
+    """Plain-text summary for `results.txt`: ground truth, prediction, confidence, then one
+    `class: probability` line per class (highest first)."""
+    lines = []
+    if image_id is not None:
+        lines.append(f"image: {image_id}")
+    confidence = float(probabilities.get(prediction_name, max(probabilities.values(), default=float("nan"))))
+    lines += [
+        f"ground truth: {label_name}",
+        f"prediction: {prediction_name}",
+        f"confidence: {confidence:.4f}",
+        "probabilities:",
+    ]
+    for name, p in sorted(probabilities.items(), key=lambda kv: -float(kv[1])):
+        lines.append(f"  {name}: {float(p):.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_runner_layout(
+    out_root: str | Path,
+    stem: str,
+    label_name: str,
+    method: str,
+    rgb: np.ndarray,
+    results_text: str,
+    scale: int = 4,
+    image_rgb: np.ndarray | None = None,
+) -> Path:
+    """The per-image folder layout of the post-hoc-xai-fer runner scripts:
+
+        <out_root>/<stem>_<label>/results.txt
+        <out_root>/<stem>_<label>/images/<stem>_<method>.jpg
+        <out_root>/<stem>_<label>/images/<stem>.jpg            (when `image_rgb` is given)
+
+    `stem` (typically the image id, which may contain "/"), the label (lower-cased, as there)
+    and `method` are made file-name safe with `safe_name`. `results.txt` is (re)written each
+    call — it is the same for every method of an image. Returns the overlay's path.
+    """
+    stem_path = Path(str(stem))
+    stem = safe_name(stem_path.with_suffix("").as_posix() if stem_path.suffix else str(stem))
+    folder = Path(out_root) / f"{stem}_{safe_name(str(label_name).lower())}"
+    images_dir = folder / "images"
+    target = _save_rgb(images_dir / f"{stem}_{safe_name(method)}.jpg", rgb, scale, format="JPEG", quality=95)
+    if image_rgb is not None:
+        _save_rgb(images_dir / f"{stem}.jpg", image_rgb, scale, format="JPEG", quality=95)
+    (folder / "results.txt").write_text(results_text)
+    return target
