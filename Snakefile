@@ -1,4 +1,4 @@
-# ferxai: dataset manifest -> splits -> training -> evaluation, as file targets.
+# ferxai: dataset manifest -> splits -> training -> evaluation -> attributions, as file targets.
 # All logic lives in the ferxai library (src/ferxai); rules only wire files together.
 from snakemake.utils import min_version
 
@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/explain.smk"
 
 
 rule all:

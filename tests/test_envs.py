@@ -17,7 +17,7 @@ from conftest import REPO
 ROOT = Path(REPO)
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # distribution name -> import name, for the project's own dependencies
-IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml"}
+IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml", "grad-cam": "pytorch_grad_cam", "scikit-image": "skimage"}
 
 
 def requirement(spec: str) -> tuple[str, str]:

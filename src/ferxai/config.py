@@ -71,6 +71,7 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"models.{name}.normalization is only used with models.{name}.checkpoint "
                 "(trained models record their own normalisation)"
             )
+    explain_methods(config)
 
 
 def check_dataset_options(name: str, dataset: Mapping[str, Any]) -> None:
@@ -99,3 +100,25 @@ def check_model_options(name: str, model: Mapping[str, Any]) -> None:
             f"models.{name}.options: unknown option(s) {unknown} for arch {model['arch']!r}; "
             f"valid: {', '.join(sorted(allowed)) or 'none'}"
         )
+
+
+def explain_methods(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The configured explanation methods: label -> {"method": registry name, "params": {...}}.
+
+    A label is the registry name itself (`saliency: {}`) or any name with a `method:` key, so
+    one method can run with several settings (`ig_blur: {method: integrated_gradients, baseline: blur}`).
+    Parameter names and types are checked here, before any job runs.
+    """
+    from ferxai.explain.base import ExplainerConfigError
+    from ferxai.explain.registry import get_method
+
+    methods = {}
+    for label, entry in ((config.get("explain") or {}).get("methods") or {}).items():
+        params = dict(entry or {})
+        name = params.pop("method", label)
+        try:
+            get_method(name).check_params(params)
+        except ExplainerConfigError as err:
+            raise ConfigError(f"explain.methods.{label}: {err}") from None
+        methods[label] = {"method": name, "params": params}
+    return methods

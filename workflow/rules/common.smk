@@ -13,7 +13,7 @@ os.environ.update(
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from ferxai.config import ConfigError, check_config, experiment_settings
+from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods
 from ferxai.data.fingerprint import folder_fingerprint
 
 validate(config, schema="../../config/schema.yaml")
@@ -22,6 +22,9 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"config/config.yaml: {err}") from None
 
+EXPLAIN = config.get("explain", {})
+EXPLAIN_METHODS = explain_methods(config)  # label -> {"method": registry name, "params": {...}}
+CONDITIONS = list(EXPLAIN.get("conditions", ["clean"]))
 DATASETS = sorted(config["datasets"])
 EXPERIMENTS = sorted(config["experiments"])
 SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
@@ -30,6 +33,9 @@ SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     experiment="|".join(map(re.escape, EXPERIMENTS)),
+    method="|".join(map(re.escape, EXPLAIN_METHODS)) or "(?!)",
+    condition="|".join(map(re.escape, CONDITIONS)) or "(?!)",
+    shard=r"\d+",
 
 
 def dataset_of(wildcards):
@@ -99,6 +105,58 @@ EVAL_PLOTS = [
 ]
 
 
+def explain_selection_params(wildcards):
+    keys = ("scope", "sets", "num_each")
+    return {k: EXPLAIN[k] for k in keys if k in EXPLAIN}
+
+
+def explain_run_params(wildcards):
+    """Settings every attribution job of a method sees (but not other methods' parameters)."""
+    keys = ("target", "target_class", "output", "seed", "device", "shard_size", "preflight")
+    return {k: EXPLAIN[k] for k in keys if k in EXPLAIN}
+
+
+def method_spec(wildcards):
+    return EXPLAIN_METHODS[wildcards.method]
+
+
+def sample_count(experiment):
+    samples = checkpoints.select_samples.get(experiment=experiment).output[0]
+    with open(samples) as fh:
+        return max(0, sum(1 for _ in fh) - 1)
+
+
+def shard_files(wildcards):
+    n = sample_count(wildcards.experiment)
+    size = int(EXPLAIN.get("shard_size", 64))
+    prefix = f"results/{wildcards.experiment}/explain/{wildcards.condition}/{wildcards.method}"
+    return [f"{prefix}/shard-{k}.npz" for k in range(max(1, -(-n // size)))]
+
+
+def attribute_runtime(wildcards, input):
+    """Minutes for one shard, from the method's measured seconds per image (cluster schedulers)."""
+    import json
+
+    with open(input.preflight) as fh:
+        seconds = json.load(fh)["sec_per_image"]
+    size = int(EXPLAIN.get("shard_size", 64))
+    return max(2, int(seconds * size * 3 / 60) + 1)
+
+
+def attribution_keys(wildcards):
+    return [(c, m) for c in CONDITIONS for m in EXPLAIN_METHODS]
+
+
+def all_attribution_files(wildcards):
+    e = wildcards.experiment
+    return [f"results/{e}/explain/{c}/{m}/attributions.npz" for c, m in attribution_keys(wildcards)]
+
+
+def condition_attribution_files(wildcards):
+    e, c = wildcards.experiment, wildcards.condition
+    return [f"results/{e}/explain/{c}/{m}/attributions.npz" for m in EXPLAIN_METHODS]
+
+
 def experiment_targets(experiment):
     eval_dir = f"results/{experiment}/eval"
     targets = [f"{eval_dir}/test_summary.json"]
@@ -107,6 +165,12 @@ def experiment_targets(experiment):
         # Training curves exist only for models trained here.
         plots = [p for p in plots if p.startswith("confusion")]
     targets += [f"{eval_dir}/plots/{p}.png" for p in plots]
+    if EXPLAIN_METHODS:
+        explain_dir = f"results/{experiment}/explain"
+        targets.append(f"{explain_dir}/store.zarr")
+        for condition in CONDITIONS:
+            targets.append(f"{explain_dir}/{condition}/grids")
+            targets += [f"{explain_dir}/{condition}/{m}/gallery.png" for m in EXPLAIN_METHODS]
     return targets
 
 

@@ -61,14 +61,34 @@ class Explainer:
     defaults: ClassVar[Mapping[str, Any]] = {}
     signed: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, *, arch: str = "", output: str = "logits",
-                 batch_size: int = 64, **params: Any):
-        unknown = sorted(set(params) - set(self.defaults))
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Names and types against `defaults`, without a model (config validation uses this)."""
+        unknown = sorted(set(params) - set(cls.defaults))
         if unknown:
             raise ExplainerConfigError(
-                f"method {self.name!r}: unknown parameter(s) {unknown}; "
-                f"valid: {', '.join(sorted(self.defaults)) or 'none'}"
+                f"method {cls.name!r}: unknown parameter(s) {unknown}; "
+                f"valid: {', '.join(sorted(cls.defaults)) or 'none'}"
             )
+        for key, value in params.items():
+            default = cls.defaults[key]
+            if default is None or value is None:
+                continue
+            if isinstance(default, float):
+                expected: Any = (int, float)
+            elif isinstance(default, (list, tuple)):
+                expected = (list, tuple)
+            else:
+                expected = type(default)
+            if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, expected):
+                raise ExplainerConfigError(
+                    f"method {cls.name!r}: parameter {key!r} must be {type(default).__name__} "
+                    f"like its default {default!r}, got {value!r}"
+                )
+
+    def __init__(self, model: nn.Module, *, arch: str = "", output: str = "logits",
+                 batch_size: int = 64, **params: Any):
+        self.check_params(params)
         if output not in ("logits", "softmax"):
             raise ExplainerConfigError(f"method {self.name!r}: output must be 'logits' or 'softmax', got {output!r}")
         if batch_size < 1:

@@ -1,0 +1,85 @@
+"""Pictures of the explanation stage: per-image overlays, per-set galleries, per-image method grids."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ferxai.explain.store import load_shard
+from ferxai.plots.attribution import (
+    image_to_rgb8,
+    overlay,
+    plot_gallery,
+    plot_method_grid,
+    runner_results_text,
+    safe_name,
+    sample_title,
+    save_overlay_png,
+    write_runner_layout,
+)
+from ferxai.plots.evaluation import save_figure
+
+log = logging.getLogger(__name__)
+
+
+def _load_inputs(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """(keyword arguments of `overlay`, PNG upscaling factor)."""
+    kw = {k: settings[k] for k in ("p_low", "p_high", "gamma", "alpha", "patch") if settings.get(k) is not None}
+    return kw, int(settings.get("scale", 4))
+
+
+def _titles(inputs: Mapping[str, np.ndarray]) -> list[str]:
+    names = inputs["class_names"]
+    return [sample_title(names[y], names[p], float(c))
+            for y, p, c in zip(inputs["labels"], inputs["predictions"], inputs["confidence"])]
+
+
+def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, label: str,
+                          settings: Mapping[str, Any], out_dir: str | Path, gallery_png: str | Path) -> None:
+    """`out_dir/<id>.png` per image, and one gallery with a row block per selection set."""
+    inputs = _load_inputs(inputs_npz)
+    maps, ids, meta = load_shard(attributions_npz)
+    signed = bool(meta.get("signed", False))
+    kw, scale = _split_settings(settings)
+    images = inputs["images"].astype(np.float32) / 255.0
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image, attribution, image_id in zip(images, maps, ids):
+        save_overlay_png(out_dir / f"{safe_name(image_id)}.png", overlay(image, attribution, signed, **kw), scale)
+    # Three short lines per panel: set, true class, prediction (one long line overlaps neighbours).
+    titles = [s + "\n" + t.replace(", predicted", "\npredicted") for s, t in zip(inputs["sets"], _titles(inputs))]
+    fig = plot_gallery(images, maps, signed, titles, ncols=6, suptitle=f"{label}" + (" (signed)" if signed else ""),
+                       **kw)
+    save_figure(fig, gallery_png)
+    log.info("%s: %d overlays, gallery %s", label, len(ids), gallery_png)
+
+
+def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | Path], settings: Mapping[str, Any],
+                       out_dir: str | Path, runner_layout: bool = False) -> None:
+    """`out_dir/<id>.png`: the input and every method's map; optionally the runner-script layout."""
+    inputs = _load_inputs(inputs_npz)
+    loaded = {label: load_shard(path) for label, path in attributions.items()}
+    signed = {label: bool(meta.get("signed", False)) for label, (_, _, meta) in loaded.items()}
+    kw, scale = _split_settings(settings)
+    images = inputs["images"].astype(np.float32) / 255.0
+    names = list(inputs["class_names"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, (image_id, title) in enumerate(zip(inputs["ids"], _titles(inputs))):
+        maps = {label: maps[i] for label, (maps, _, _) in loaded.items()}
+        save_figure(plot_method_grid(images[i], maps, signed, title, **kw), out_dir / f"{safe_name(image_id)}.png")
+        if runner_layout:
+            text = runner_results_text(names[inputs["labels"][i]], names[inputs["predictions"][i]],
+                                       dict(zip(names, map(float, inputs["probabilities"][i]))), image_id=str(image_id))
+            for label, attribution in maps.items():
+                write_runner_layout(out_dir / "runner", str(image_id), names[inputs["labels"][i]], label,
+                                    overlay(images[i], attribution, signed[label], **kw), text, scale=scale,
+                                    image_rgb=image_to_rgb8(images[i]))

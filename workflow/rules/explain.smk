@@ -1,0 +1,167 @@
+# Attributions: selected test images x noise condition x method, in shards, gathered into one
+# zarr store per experiment. Each method has its own preflight, shard, gather and overlay jobs,
+# so re-tuning one method reruns that method's jobs (and the experiment-wide store and grids).
+
+
+checkpoint select_samples:
+    input:
+        predictions="results/{experiment}/eval/predictions.csv",
+    output:
+        "results/{experiment}/explain/samples.csv",
+    params:
+        selection=explain_selection_params,
+    log:
+        "logs/{experiment}/explain/select_samples.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/select_samples.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/select_samples.py"
+
+
+rule explain_inputs:
+    input:
+        samples="results/{experiment}/explain/samples.csv",
+        model=model_checkpoint,
+        test=lambda wc: f"{data_dir(wc)}/splits/test.csv",
+        train=lambda wc: f"{data_dir(wc)}/splits/train.csv",
+    output:
+        "results/{experiment}/explain/inputs.npz",
+    log:
+        "logs/{experiment}/explain/explain_inputs.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/explain_inputs.tsv"
+    resources:
+        mem_mb=rule_resource("explain", "mem_mb", 4000),
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/explain_inputs.py"
+
+
+rule preflight:
+    input:
+        model=model_checkpoint,
+        inputs="results/{experiment}/explain/inputs.npz",
+    output:
+        "results/{experiment}/explain/preflight/{method}.json",
+    params:
+        method=method_spec,
+        settings=explain_run_params,
+    log:
+        "logs/{experiment}/explain/preflight/{method}.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/preflight/{method}.tsv"
+    threads: rule_resource("explain", "threads", 2)
+    resources:
+        gpu=rule_resource("explain", "gpu", 1),
+        mem_mb=rule_resource("explain", "mem_mb", 4000),
+        runtime=rule_resource("explain", "runtime", 30),
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/preflight.py"
+
+
+rule attribute:
+    input:
+        model=model_checkpoint,
+        inputs="results/{experiment}/explain/inputs.npz",
+        preflight="results/{experiment}/explain/preflight/{method}.json",
+    output:
+        "results/{experiment}/explain/{condition}/{method}/shard-{shard}.npz",
+    params:
+        method=method_spec,
+        settings=explain_run_params,
+    log:
+        "logs/{experiment}/explain/{condition}/{method}/shard-{shard}.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/{condition}/{method}/shard-{shard}.tsv"
+    threads: rule_resource("explain", "threads", 2)
+    resources:
+        gpu=rule_resource("explain", "gpu", 1),
+        mem_mb=rule_resource("explain", "mem_mb", 4000),
+        runtime=attribute_runtime,
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/attribute.py"
+
+
+rule gather_attributions:
+    input:
+        shards=shard_files,
+        inputs="results/{experiment}/explain/inputs.npz",
+    output:
+        "results/{experiment}/explain/{condition}/{method}/attributions.npz",
+    log:
+        "logs/{experiment}/explain/{condition}/{method}/gather.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/{condition}/{method}/gather.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/gather_attributions.py"
+
+
+rule explanation_store:
+    input:
+        inputs="results/{experiment}/explain/inputs.npz",
+        attributions=all_attribution_files,
+    output:
+        directory("results/{experiment}/explain/store.zarr"),
+    params:
+        pairs=attribution_keys,
+    log:
+        "logs/{experiment}/explain/store.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/store.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/explanation_store.py"
+
+
+rule overlays:
+    input:
+        inputs="results/{experiment}/explain/inputs.npz",
+        attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+    output:
+        overlays=directory("results/{experiment}/explain/{condition}/{method}/overlays"),
+        gallery=report(
+            "results/{experiment}/explain/{condition}/{method}/gallery.png",
+            caption="../report/gallery.rst",
+            category="Explanations",
+            subcategory="{experiment} {condition}",
+        ),
+    params:
+        overlay=config["explain"]["overlay"],
+    log:
+        "logs/{experiment}/explain/{condition}/{method}/overlays.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/{condition}/{method}/overlays.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/overlays.py"
+
+
+rule method_grids:
+    input:
+        inputs="results/{experiment}/explain/inputs.npz",
+        attributions=condition_attribution_files,
+    output:
+        directory("results/{experiment}/explain/{condition}/grids"),
+    params:
+        methods=lambda wc: EXPLAIN_METHODS,
+        overlay=config["explain"]["overlay"],
+        runner_layout=config["explain"]["runner_layout"],
+    log:
+        "logs/{experiment}/explain/{condition}/grids.log",
+    benchmark:
+        "benchmarks/{experiment}/explain/{condition}/grids.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/method_grids.py"

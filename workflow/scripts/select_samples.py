@@ -1,0 +1,7 @@
+"""Rule select_samples: which test images to explain (per-class confidence sets or all)."""
+
+from ferxai.explain.pipeline import write_samples
+from ferxai.runlog import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    write_samples(snakemake.input.predictions, snakemake.output[0], snakemake.params.selection)
