@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -30,11 +31,20 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 16, "device": "cpu"},
     "evaluate": {"batch_size": 64, "device": "cpu"},
     "experiments": {"tiny_cnn": {"dataset": "tiny", "model": "cnn"}},
-    "resources": {"train": {"gpu": 0, "threads": 1}, "evaluate": {"gpu": 0, "threads": 1}},
+    "explain": {
+        "num_each": 1, "shard_size": 8, "device": "cpu",
+        "preflight": {"batch_sizes": [2, 8], "memory_budget_mb": 2000, "min_seconds": 0.02},
+        "methods": {"saliency": {}, "gradcam": {}},
+    },
+    "resources": {"train": {"gpu": 0, "threads": 1}, "evaluate": {"gpu": 0, "threads": 1},
+                  "explain": {"gpu": 0, "threads": 1}},
 }
+EXPLAIN_RULES = {"select_samples", "explain_inputs", "preflight", "attribute", "gather_attributions",
+                 "explanation_store", "overlays", "method_grids"}
 
 
 def make_workdir(tmp: Path, cfg: dict) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "workflow", "config", "envs"):
         src = Path(REPO) / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
@@ -98,12 +108,80 @@ def test_training_parameter_change_reruns_training_and_evaluation_only(built):
     cfg = json.loads(json.dumps(TINY))
     cfg["train"]["lr"] = 0.01
     write_config(built, cfg)
-    assert planned_rules(built) == {"train", "evaluate", "plot_confusion_matrix", "plot_training_curves"}
+    # preflight and attribute jobs sit behind the select_samples checkpoint, so a dry run cannot
+    # list them until the new predictions exist; the real run below recomputes them.
+    assert planned_rules(built) == ({"train", "evaluate", "plot_confusion_matrix", "plot_training_curves"}
+                                    | EXPLAIN_RULES - {"preflight", "attribute"})
 
     snakemake(built)
     assert {p: p.stat().st_mtime_ns for p in data_files} == before
     assert (built / "results" / "tiny_cnn" / "model" / "best.pt").read_bytes() != old_ckpt
     assert planned_rules(built) == set()
+
+
+def planned_jobs(workdir: Path) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run would execute."""
+    out = snakemake(workdir, "--dry-run").stdout
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out, flags=re.M)
+    return sorted(jobs)
+
+
+def test_explanations_are_built_per_method(built):
+    exp = built / "results" / "tiny_cnn" / "explain"
+    import zarr
+
+    store = zarr.open_group(str(exp / "store.zarr"), mode="r")
+    n = store["images"].shape[0]
+    assert n > 0 and store["labels"].shape == (n,)
+    for method in ("saliency", "gradcam"):
+        maps = store[f"attributions/clean/{method}"][:]
+        assert maps.shape == (n, 32, 32) and np.isfinite(maps).all() and np.abs(maps).sum() > 0
+        assert (exp / "clean" / method / "gallery.png").stat().st_size > 1000
+        assert len(list((exp / "clean" / method / "overlays").glob("*.png"))) == n
+        assert json.loads((exp / "preflight" / f"{method}.json").read_text())["batch_size"] in (2, 8)
+    assert len(list((exp / "clean" / "grids").glob("*.png"))) == n
+
+
+def current_config(workdir: Path) -> dict:
+    return yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+
+
+def test_retuning_one_method_reruns_only_that_method(built):
+    original = current_config(built)
+    cfg = current_config(built)
+    cfg["explain"]["methods"]["saliency"] = {"abs": False}
+    write_config(built, cfg)
+    jobs = planned_jobs(built)
+    per_method = [(rule, wc) for rule, wc in jobs if "method=" in wc]
+    assert per_method and all("method=saliency" in wc for _, wc in per_method)
+    assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions", "overlays",
+                                          "explanation_store", "method_grids"}
+    write_config(built, original)
+    assert planned_rules(built) == set()
+
+
+def test_adding_a_method_reruns_nothing_else(built):
+    original = current_config(built)
+    cfg = current_config(built)
+    cfg["explain"]["methods"]["ig_blur"] = {"method": "integrated_gradients", "baseline": "blur", "n_steps": 8}
+    write_config(built, cfg)
+    jobs = planned_jobs(built)
+    per_method = [(rule, wc) for rule, wc in jobs if "method=" in wc]
+    assert per_method and all("method=ig_blur" in wc for _, wc in per_method)
+    assert {rule for rule, _ in jobs} - {"preflight", "attribute", "gather_attributions", "overlays"} == {
+        "explanation_store", "method_grids"}
+    write_config(built, original)
+
+
+def test_unknown_method_or_parameter_fails_validation_naming_it(tmp_path):
+    for methods, expected in (({"salency": {}}, "salency"), ({"saliency": {"abz": True}}, "abz"),
+                              ({"saliency": {"abs": "yes"}}, "'abs'")):
+        cfg = json.loads(json.dumps(TINY))
+        cfg["explain"]["methods"] = methods
+        workdir = make_workdir(tmp_path / expected.strip("'"), cfg)
+        proc = subprocess.run([*SNAKEMAKE, "-n"], cwd=workdir, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert expected in proc.stdout + proc.stderr
 
 
 def test_lint_is_clean():
