@@ -91,9 +91,9 @@ def check_dataset_options(name: str, dataset: Mapping[str, Any]) -> None:
 
 
 def check_model_options(name: str, model: Mapping[str, Any]) -> None:
-    from ferxai.models import model_options
+    from ferxai.specs import load_specs
 
-    allowed = model_options(model["arch"])
+    allowed = load_specs()["models"][model["arch"]]
     unknown = sorted(set(model.get("options") or {}) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -109,15 +109,21 @@ def explain_methods(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     one method can run with several settings (`ig_blur: {method: integrated_gradients, baseline: blur}`).
     Parameter names and types are checked here, before any job runs.
     """
-    from ferxai.explain.base import ExplainerConfigError
-    from ferxai.explain.registry import get_method
+    from ferxai.explain.params import ExplainerConfigError, check_method_params
+    from ferxai.specs import load_specs
 
+    specs = load_specs()["methods"]
     methods = {}
     for label, entry in ((config.get("explain") or {}).get("methods") or {}).items():
         params = dict(entry or {})
         name = params.pop("method", label)
         try:
-            get_method(name).check_params(params)
+            if name not in specs:
+                raise ExplainerConfigError(
+                    f"unknown explanation method {name!r}; known: {', '.join(sorted(specs))}")
+            if "error" in specs[name]:
+                raise ExplainerConfigError(f"method {name!r} is unavailable: {specs[name]['error']}")
+            check_method_params(name, specs[name]["defaults"], params)
         except ExplainerConfigError as err:
             raise ConfigError(f"explain.methods.{label}: {err}") from None
         methods[label] = {"method": name, "params": params}

@@ -136,7 +136,7 @@ rule overlays:
             subcategory="{experiment} {condition}",
         ),
     params:
-        overlay=config["explain"]["overlay"],
+        overlay=EXPLAIN.get("overlay", {}),
     log:
         "logs/{experiment}/explain/{condition}/{method}/overlays.log",
     benchmark:
@@ -155,8 +155,8 @@ rule method_grids:
         directory("results/{experiment}/explain/{condition}/grids"),
     params:
         methods=lambda wc: EXPLAIN_METHODS,
-        overlay=config["explain"]["overlay"],
-        runner_layout=config["explain"]["runner_layout"],
+        overlay=EXPLAIN.get("overlay", {}),
+        runner_layout=EXPLAIN.get("runner_layout", False),
     log:
         "logs/{experiment}/explain/{condition}/grids.log",
     benchmark:

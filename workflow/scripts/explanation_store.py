@@ -1,6 +1,6 @@
 """Rule explanation_store: the experiment's zarr store of images, predictions and all maps."""
 
-from ferxai.explain.pipeline import write_store
+from ferxai.explain.collect import write_store
 from ferxai.runlog import log_to_file
 
 with log_to_file(snakemake.log[0]):

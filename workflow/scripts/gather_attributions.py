@@ -1,6 +1,6 @@
 """Rule gather_attributions: one method's shards, checked and concatenated in selection order."""
 
-from ferxai.explain.pipeline import gather
+from ferxai.explain.collect import gather
 from ferxai.runlog import log_to_file
 
 with log_to_file(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule select_samples: which test images to explain (per-class confidence sets or all)."""
 
-from ferxai.explain.pipeline import write_samples
+from ferxai.explain.collect import write_samples
 from ferxai.runlog import log_to_file
 
 with log_to_file(snakemake.log[0]):

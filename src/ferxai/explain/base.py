@@ -19,9 +19,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 import torch.nn as nn
 
-
-class ExplainerConfigError(ValueError):
-    """Unknown method or bad parameter; the message names the method and the parameter."""
+from ferxai.explain.params import ExplainerConfigError, check_method_params
 
 
 class UnsupportedModelError(RuntimeError):
@@ -34,6 +32,37 @@ class UnsupportedModelError(RuntimeError):
 
 class SoftmaxOutput(nn.Module):
     """Wraps a classifier so methods attribute class probabilities instead of logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=-1)
+
+
+class Explainer:
+    """Base class: subclasses set the class attributes and implement `_attribute`.
+
+    Class attributes
+    ----------------
+    name        registry name, e.g. "integrated_gradients"
+    family      "gradient" | "cam" | "perturbation" | "lrp"
+    library     backing library ("captum", "pytorch-grad-cam", "zennit", "shap", "lime", "ferxai")
+    defaults    parameter defaults; any other keyword is rejected by name
+    signed      True when attributions carry a sign (diverging colormap)
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    signed: ClassVar[bool] = False
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Names and types against `defaults`, without a model."""
+        check_method_params(cls.name, cls.defaults, params)
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -110,6 +139,15 @@ class Explainer:
     def passes_per_image(self) -> float:
         """Cost model: model passes per explained image (forward or forward+backward)."""
         return 1.0
+
+    def model_inputs_per_image(self) -> float:
+        """Model inputs one image contributes to a single forward pass.
+
+        Usually all its passes are stacked into batches (IG steps, LIME samples), so this equals
+        `passes_per_image`; a method that iterates (Meaningful Perturbation optimises a mask step by
+        step) puts one input per image in each pass and batches across images instead.
+        """
+        return self.passes_per_image()
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

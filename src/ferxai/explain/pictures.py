@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ferxai.explain.collect import load_inputs
 from ferxai.explain.store import load_shard
 from ferxai.plots.attribution import (
     image_to_rgb8,
@@ -25,11 +26,6 @@ from ferxai.plots.evaluation import save_figure
 log = logging.getLogger(__name__)
 
 
-def _load_inputs(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
 def _split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """(keyword arguments of `overlay`, PNG upscaling factor)."""
     kw = {k: settings[k] for k in ("p_low", "p_high", "gamma", "alpha", "patch") if settings.get(k) is not None}
@@ -45,7 +41,7 @@ def _titles(inputs: Mapping[str, np.ndarray]) -> list[str]:
 def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, label: str,
                           settings: Mapping[str, Any], out_dir: str | Path, gallery_png: str | Path) -> None:
     """`out_dir/<id>.png` per image, and one gallery with a row block per selection set."""
-    inputs = _load_inputs(inputs_npz)
+    inputs = load_inputs(inputs_npz)
     maps, ids, meta = load_shard(attributions_npz)
     signed = bool(meta.get("signed", False))
     kw, scale = _split_settings(settings)
@@ -65,7 +61,7 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
 def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | Path], settings: Mapping[str, Any],
                        out_dir: str | Path, runner_layout: bool = False) -> None:
     """`out_dir/<id>.png`: the input and every method's map; optionally the runner-script layout."""
-    inputs = _load_inputs(inputs_npz)
+    inputs = load_inputs(inputs_npz)
     loaded = {label: load_shard(path) for label, path in attributions.items()}
     signed = {label: bool(meta.get("signed", False)) for label, (_, _, meta) in loaded.items()}
     kw, scale = _split_settings(settings)

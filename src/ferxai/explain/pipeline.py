@@ -1,4 +1,5 @@
-"""The explanation stage as file-to-file steps (each called by one thin workflow script).
+"""The model-running steps of the explanation stage (inputs, preflight, shards); the torch-free
+file steps are in `ferxai.explain.collect`. Each is called by one thin workflow script.
 
 select -> inputs.npz -> preflight/<method>.json -> <condition>/<method>/shard-<k>.npz
 -> attributions.npz -> store.zarr. A method sees only the images, targets, references and its own
@@ -23,22 +24,15 @@ from ferxai.explain.devices import gpu_slot
 from ferxai.explain.noise import apply_noise
 from ferxai.explain.preflight import PreflightResult, images_per_call, run_preflight
 from ferxai.explain.registry import make_explainer
-from ferxai.explain.selection import select_samples, shard_range
-from ferxai.explain.store import create_store, gather_shards, load_shard, mean_images, save_shard, write_attributions
+from ferxai.explain.collect import load_inputs
+from ferxai.explain.selection import shard_range
+from ferxai.explain.store import mean_images, save_shard
 from ferxai.explain.targets import resolve_targets
 from ferxai.models import load_checkpoint
 
 log = logging.getLogger(__name__)
 
 REFERENCE_IMAGES = 64  # training images handed to methods that sample replacements (PDA, DeepLIFT-SHAP)
-
-
-def write_samples(predictions_csv: str | Path, out_csv: str | Path, selection: Mapping[str, Any]) -> pd.DataFrame:
-    predictions = pd.read_csv(predictions_csv, dtype={"id": str}, keep_default_na=False)
-    samples = select_samples(predictions, **dict(selection))
-    samples.to_csv(out_csv, index=False)
-    log.info("selected %d images: %s", len(samples), samples["set"].value_counts().to_dict())
-    return samples
 
 
 def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: str | Path,
@@ -69,11 +63,6 @@ def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: st
         class_names=np.array(classes, dtype=str), mean_image=mean, class_means=per_class,
         reference_images=refs,
     )
-
-
-def load_inputs(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 def build_explainer(model: torch.nn.Module, meta: Mapping[str, Any], spec: Mapping[str, Any],
@@ -139,7 +128,7 @@ def write_shard(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: 
         batch_size = int(pre["batch_size"])
         explainer = build_explainer(model, meta, spec, settings, inputs, batch_size, device)
         torch.manual_seed(int(settings.get("seed", 0)) + shard)
-        per_call = images_per_call(batch_size, explainer.passes_per_image())
+        per_call = images_per_call(batch_size, explainer.model_inputs_per_image())
         maps = [explainer.attribute(x[s:s + per_call], targets[s:s + per_call]).cpu()
                 for s in range(0, len(x), per_call)]
     h, w = inputs["images"].shape[-2:]
@@ -150,24 +139,3 @@ def write_shard(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: 
             "library": desc["library"], "family": desc["family"], "output": desc["output"],
             "condition": condition, "seed": int(settings.get("seed", 0)), "batch_size": batch_size}
     save_shard(out_npz, out, inputs["ids"][start:stop].tolist(), meta, arrays={"targets": targets.cpu().numpy()})
-
-
-def gather(shards: Sequence[str | Path], inputs_npz: str | Path, out_npz: str | Path) -> None:
-    """One method's shards in selection order; fails naming a missing or inconsistent shard."""
-    ids = load_inputs(inputs_npz)["ids"].tolist()
-    maps, got_ids, meta, arrays = gather_shards(shards, expected_ids=ids, with_arrays=True)
-    keep = {k: v for k, v in meta.items() if k not in ("shards", "start", "stop")}
-    save_shard(out_npz, maps, got_ids, {**keep, "start": 0, "total": len(got_ids)}, arrays=arrays)
-
-
-def write_store(inputs_npz: str | Path, gathered: Sequence[tuple[str, str, str | Path]], out_dir: str | Path) -> None:
-    """The experiment's zarr store: inputs, predictions, mean images and every method's maps."""
-    inputs = load_inputs(inputs_npz)
-    create_store(out_dir, images=inputs["images"], labels=inputs["labels"], predictions=inputs["predictions"],
-                 probabilities=inputs["probabilities"], ids=inputs["ids"].tolist(), sets=inputs["sets"].tolist(),
-                 class_names=inputs["class_names"].tolist(), mean_image=inputs["mean_image"],
-                 class_means=inputs["class_means"])
-    for condition, label, path in gathered:
-        maps, _, meta = load_shard(path)
-        write_attributions(out_dir, condition, label, maps, attrs={k: meta[k] for k in (
-            "method", "params", "signed", "library", "family", "output", "seed") if k in meta})

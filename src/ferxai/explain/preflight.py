@@ -55,13 +55,13 @@ class PreflightResult:
         return max(minimum, math.ceil(self.sec_per_image * images * safety / 60))
 
 
-def images_per_call(batch_size: int, passes_per_image: float) -> int:
+def images_per_call(batch_size: int, inputs_per_image: float) -> int:
     """Images handed to one `attribute` call so one call fills about one model batch.
 
     A method needing many passes per image (IG steps, LIME samples) fills its batches from one
     image; a one-pass method (saliency, Grad-CAM) needs `batch_size` images per call.
     """
-    return max(1, batch_size // max(1, int(round(passes_per_image))))
+    return max(1, batch_size // max(1, int(round(inputs_per_image))))
 
 
 def _rss_peak_mb() -> float:
@@ -80,7 +80,7 @@ def measure(
     """Time `attribute` at one batch size; returns the candidate and the explainer measured."""
     device = inputs.device
     explainer = make(batch_size)
-    per_call = images_per_call(batch_size, explainer.passes_per_image())
+    per_call = images_per_call(batch_size, explainer.model_inputs_per_image())
     n = max(min_images, per_call)
     x = inputs[torch.arange(n) % len(inputs)]
     t = targets[torch.arange(n) % len(targets)]

@@ -48,6 +48,9 @@ class MeaningfulPerturbation(PerturbationExplainer):
         # forward + backward passes
         return float(self.params["iterations"])
 
+    def model_inputs_per_image(self) -> float:
+        return 1.0  # iterations run one after another; each pass holds one input per image
+
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = []
         for start in range(0, len(inputs), self.batch_size):
