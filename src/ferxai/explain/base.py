@@ -14,6 +14,7 @@ evaluated in one forward pass (set by the preflight).
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -160,7 +161,10 @@ class Explainer:
         if len(targets) != len(inputs):
             # pytorch-grad-cam silently zeroes images without a target; refuse instead.
             raise ValueError(f"method {self.name!r}: {len(inputs)} images but {len(targets)} targets")
-        maps = self._attribute(inputs, targets)
+        with warnings.catch_warnings():
+            # captum warns on every call that it set requires_grad on the input; that is intended.
+            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+            maps = self._attribute(inputs, targets)
         if maps.ndim == 4:
             maps = maps.sum(dim=1)  # channels -> one map per image (Captum's convention for pixels)
         expected = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
