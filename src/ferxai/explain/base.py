@@ -65,57 +65,6 @@ class Explainer:
         """Names and types against `defaults`, without a model."""
         check_method_params(cls.name, cls.defaults, params)
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=-1)
-
-
-class Explainer:
-    """Base class: subclasses set the class attributes and implement `_attribute`.
-
-    Class attributes
-    ----------------
-    name        registry name, e.g. "integrated_gradients"
-    family      "gradient" | "cam" | "perturbation" | "lrp"
-    library     backing library ("captum", "pytorch-grad-cam", "zennit", "shap", "lime", "ferxai")
-    defaults    parameter defaults; any other keyword is rejected by name
-    signed      True when attributions carry a sign (diverging colormap)
-    """
-
-    name: ClassVar[str] = ""
-    family: ClassVar[str] = ""
-    library: ClassVar[str] = ""
-    defaults: ClassVar[Mapping[str, Any]] = {}
-    signed: ClassVar[bool] = False
-
-    @classmethod
-    def check_params(cls, params: Mapping[str, Any]) -> None:
-        """Names and types against `defaults`, without a model (config validation uses this)."""
-        unknown = sorted(set(params) - set(cls.defaults))
-        if unknown:
-            raise ExplainerConfigError(
-                f"method {cls.name!r}: unknown parameter(s) {unknown}; "
-                f"valid: {', '.join(sorted(cls.defaults)) or 'none'}"
-            )
-        for key, value in params.items():
-            default = cls.defaults[key]
-            if default is None or value is None:
-                continue
-            if isinstance(default, float):
-                expected: Any = (int, float)
-            elif isinstance(default, (list, tuple)):
-                expected = (list, tuple)
-            else:
-                expected = type(default)
-            if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, expected):
-                raise ExplainerConfigError(
-                    f"method {cls.name!r}: parameter {key!r} must be {type(default).__name__} "
-                    f"like its default {default!r}, got {value!r}"
-                )
-
     def __init__(self, model: nn.Module, *, arch: str = "", output: str = "logits",
                  batch_size: int = 64, **params: Any):
         self.check_params(params)
