@@ -78,3 +78,11 @@ def test_runtime_estimate_scales_with_images():
     assert result.runtime_minutes(10) == 2  # floor
     result.sec_per_image = 1.0
     assert result.runtime_minutes(600) == 30
+
+
+def test_candidates_within_the_noise_margin_do_not_end_the_search(monkeypatch):
+    # 2 and 4 look a hair slower than 1 (as timing noise does); 8 is clearly fastest.
+    monkeypatch.setattr(Timed, "cost_ms", {1: 3.0, 2: 3.1, 4: 3.1, 8: 1.0, 16: 4.0, 32: 6.0})
+    x, t = data()
+    result = run_preflight(make, x, t, batch_sizes=[1, 2, 4, 8, 16, 32], min_seconds=0.05)
+    assert result.batch_size == 8

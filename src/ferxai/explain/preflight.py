@@ -118,8 +118,11 @@ def run_preflight(
     memory_budget_mb: float = 4000.0,
     min_seconds: float = 0.5,
     patience: int = 2,
+    margin: float = 0.10,
 ) -> PreflightResult:
-    """Measure candidates in increasing order; stop after `patience` candidates slower than the best."""
+    """Measure candidates in increasing order; stop after `patience` candidates clearly slower
+    (by more than `margin`) than the best, so timing noise on a busy machine does not end the
+    search at a batch size that only looked slower."""
     candidates: list[Candidate] = []
     best: Candidate | None = None
     slower = 0
@@ -147,7 +150,7 @@ def run_preflight(
         log.info("batch size %d: %.2f ms/image, peak %.0f MB", b, 1000 * cand.sec_per_image, cand.peak_mb or 0)
         if best is None or cand.sec_per_image < best.sec_per_image:
             best, slower = cand, 0
-        else:
+        elif cand.sec_per_image > best.sec_per_image * (1 + margin):
             slower += 1
             if slower >= patience:
                 break
