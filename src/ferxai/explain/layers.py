@@ -14,7 +14,7 @@ from ferxai.explain.base import ExplainerConfigError
 from ferxai.models.zoo import DEFAULT_TARGET_LAYERS, default_target_layer
 
 
-class LayerNotFoundError(ValueError):
+class LayerNotFoundError(ExplainerConfigError):
     """A dotted layer path does not name a module of the model; the message lists close names."""
 
 

@@ -34,7 +34,6 @@ needs closing, and an exception cannot leave hooks (or AblationCAM's swapped-in 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import types
 from contextlib import contextmanager, nullcontext
@@ -46,6 +45,7 @@ import torch.nn as nn
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ferxai.explain.base import Explainer, ExplainerConfigError
+from ferxai.explain.layers import LayerNotFoundError, default_layer_path, resolve_layer
 
 # Test-time augmentations BaseCAM averages over with aug_smooth: HorizontalFlip (2) x Multiply
 # (0.9, 1, 1.1) (3); each is one full CAM computation. Checked against the library in the tests.
@@ -54,32 +54,6 @@ AUG_SMOOTH_PASSES = 6
 # Side of the dummy image used to probe a target layer's output shape when no image has been
 # seen yet (ViT models use their own `image_size`). 64 px suits every zoo CNN.
 _PROBE_SIDE = 64
-
-
-def resolve_layer(model: nn.Module, path: str, method: str = "") -> nn.Module:
-    """The submodule at dotted `path`, or an `ExplainerConfigError` naming it and close names."""
-    who = f"method {method!r}: " if method else ""
-    if not isinstance(path, str) or not path:
-        raise ExplainerConfigError(f"{who}target_layer must be a dotted module path like 'layer4', got {path!r}")
-    try:
-        return model.get_submodule(path)
-    except AttributeError:
-        names = [name for name, _ in model.named_modules() if name]
-        close = difflib.get_close_matches(path, names, n=5, cutoff=0.4)
-        hint = f"closest: {', '.join(close)}" if close else f"top-level modules: {', '.join(n for n in names if '.' not in n)}"
-        raise ExplainerConfigError(
-            f"{who}target_layer {path!r} is not a submodule of {type(model).__name__}; {hint}"
-        ) from None
-
-
-def _zoo_options(arch: str, model: nn.Module) -> dict[str, Any]:
-    """The model options `default_target_layer` needs, read off the built model."""
-    if arch == "fer_cnn" and isinstance(getattr(model, "features", None), nn.Sequential):
-        return {"widths": [0] * len(model.features)}  # only the number of blocks matters
-    encoder = getattr(model, "encoder", None)
-    if arch == "vit_small" and isinstance(getattr(encoder, "layers", None), nn.Sequential):
-        return {"num_layers": len(encoder.layers)}
-    return {}
 
 
 @contextmanager
@@ -133,18 +107,19 @@ class CamExplainer(Explainer):
             if path is None:
                 path = self._default_layer_path()
             self._layer_path = path
-            self._layer = resolve_layer(self.model, path, self.name)
+            if not isinstance(path, str) or not path:
+                raise ExplainerConfigError(
+                    f"method {self.name!r}: target_layer must be a dotted module path like 'layer4', got {path!r}")
+            try:
+                self._layer = resolve_layer(self.model, path)
+            except LayerNotFoundError as err:
+                raise ExplainerConfigError(f"method {self.name!r}: target_layer: {err}") from None
 
     def _default_layer_path(self) -> str:
-        from ferxai.models.zoo import ARCHITECTURES, default_target_layer
-
-        if self.arch not in ARCHITECTURES:
-            raise ExplainerConfigError(
-                f"method {self.name!r}: no default target layer for model {self.arch!r} (not a zoo "
-                f"arch: {', '.join(sorted(ARCHITECTURES))}); set target_layer to a dotted module "
-                f"path, e.g. the last convolutional block"
-            )
-        return default_target_layer(self.arch, _zoo_options(self.arch, self.model))
+        try:
+            return default_layer_path(self.model, self.arch)
+        except LayerNotFoundError as err:
+            raise ExplainerConfigError(f"method {self.name!r}: {err}; set target_layer") from None
 
     # -- cost model -----------------------------------------------------------------------
     def passes_per_image(self) -> float:
@@ -250,4 +225,4 @@ class CamExplainer(Explainer):
         )
 
 
-__all__ = ["AUG_SMOOTH_PASSES", "CamExplainer", "resolve_layer"]
+__all__ = ["AUG_SMOOTH_PASSES", "CamExplainer"]
