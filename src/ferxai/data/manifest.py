@@ -48,6 +48,16 @@ def content_hash(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def pixel_fields(pixels: np.ndarray) -> dict:
+    """The manifest columns read off decoded pixels (H, W) or (H, W, C): size, channels, hash."""
+    return {
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
+        "channels": 1 if pixels.ndim == 2 else int(pixels.shape[2]),
+        "content_hash": content_hash(pixels),
+    }
+
+
 def to_frame(result: AdapterResult) -> pd.DataFrame:
     df = pd.DataFrame(result.rows)
     if df.empty:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ferxai.data.adapters import SPLIT_ALIASES, class_option, normalise_split
 from ferxai.data.images import load_image
-from ferxai.data.manifest import AdapterResult, ManifestError, content_hash
+from ferxai.data.manifest import AdapterResult, ManifestError, pixel_fields
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "label")
 
@@ -78,10 +78,7 @@ def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
             "label_name": class_list[label],
             "subject": subjects[i].strip() if subjects is not None else "",
             "source_split": split,
-            "width": pixels.shape[1],
-            "height": pixels.shape[0],
-            "channels": 1 if pixels.ndim == 2 else pixels.shape[2],
-            "content_hash": content_hash(pixels),
+            **pixel_fields(pixels),
         })
     return result
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ferxai.data.adapters import class_option, normalise_split
 from ferxai.data.images import IMAGE_EXTENSIONS, decode_image_file
-from ferxai.data.manifest import AdapterResult, ManifestError, content_hash
+from ferxai.data.manifest import AdapterResult, ManifestError, pixel_fields
 
 # CK+ file names are <subject>_<sequence>_<frame>, e.g. S005_001_00000011.png -> subject S005.
 CKPLUS_SUBJECT_PATTERN = r"(?:^|/)(?P<subject>S\d{3})_\d{3}_\d+\.[^/]*$"
@@ -86,10 +86,7 @@ def read_folder(
             "label_name": cls,
             "subject": match["subject"] if match else "",
             "source_split": split,
-            "width": pixels.shape[1],
-            "height": pixels.shape[0],
-            "channels": 1 if pixels.ndim == 2 else pixels.shape[2],
-            "content_hash": content_hash(pixels),
+            **pixel_fields(pixels),
         })
     return result
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ferxai.data.adapters import class_option
 from ferxai.data.images import npz_array, npz_images_to_uint8, npz_item_ref
-from ferxai.data.manifest import AdapterResult, ManifestError, content_hash
+from ferxai.data.manifest import AdapterResult, ManifestError, pixel_fields
 
 NPZ_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -74,10 +74,7 @@ def read_npz(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
                 "label_name": class_list[label],
                 "subject": "",
                 "source_split": split,
-                "width": image.shape[1],
-                "height": image.shape[0],
-                "channels": 1 if image.ndim == 2 else image.shape[2],
-                "content_hash": content_hash(image),
+                **pixel_fields(image),
             })
     return result
 

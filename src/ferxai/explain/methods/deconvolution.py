@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
-import torch
 from captum.attr import Deconvolution as _CaptumDeconvolution
 
-from ferxai.explain.base import Explainer
-from ferxai.explain.surgery import adopt_prepared_model, require_relu_modules
+from ferxai.explain.methods.guided_backprop import GuidedBackprop
 
 
-class Deconvolution(Explainer):
-    """No parameters. Explains a surgery-prepared copy of the model (see ferxai.explain.surgery),
-    because captum rewrites the backward pass of every nn.ReLU module. Models without nn.ReLU
-    modules (vit_small) are unsupported."""
+class Deconvolution(GuidedBackprop):
+    """Guided backprop's set-up (surgery-prepared copy, nn.ReLU modules required) with the
+    deconvnet ReLU rule: gradients are gated by their own sign, not by the forward activation."""
 
     name = "deconvolution"
-    family = "gradient"
-    library = "captum"
-    defaults = {}
-    signed = True
-
-    def validate(self) -> None:
-        require_relu_modules(self)
-        adopt_prepared_model(self)
-
-    def passes_per_image(self) -> float:
-        return 1.0
-
-    def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        method = _CaptumDeconvolution(self.forward_model)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Setting backward hooks")
-            return torch.cat([
-                method.attribute(x, target=t)
-                for x, t in zip(inputs.split(self.batch_size), targets.split(self.batch_size))
-            ])
+    captum_class = _CaptumDeconvolution

@@ -17,6 +17,8 @@ class GuidedBackprop(Explainer):
     modules (vit_small) are unsupported."""
 
     name = "guided_backprop"
+    # Deconvolution differs only in the ReLU backward rule, i.e. in the captum class.
+    captum_class = _CaptumGuidedBackprop
     family = "gradient"
     library = "captum"
     defaults = {}
@@ -30,7 +32,7 @@ class GuidedBackprop(Explainer):
         return 1.0
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        method = _CaptumGuidedBackprop(self.forward_model)
+        method = self.captum_class(self.forward_model)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Setting backward hooks")
             return torch.cat([
