@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
+from conftest import REPO
 from ferxai.classes import FER2013_CLASSES, FERPLUS_CLASSES
 from ferxai.data.adapters import ADAPTERS, adapter_options, build_manifest
 from ferxai.data.manifest import MANIFEST_COLUMNS, ManifestError, content_hash, to_frame, write_manifest
@@ -38,7 +40,9 @@ def by_id(result) -> dict[str, dict]:
 
 
 def test_registry_checks_format_and_options(tmp_path):
-    assert set(ADAPTERS) == {"synthetic", "folder", "fer2013_csv", "ferplus", "npz", "csv"}
+    assert set(ADAPTERS) == {"synthetic", "folder", "images", "fer2013_csv", "ferplus", "npz", "csv"}
+    schema = yaml.safe_load(open(os.path.join(REPO, "config", "schema.yaml")))
+    assert set(schema["definitions"]["dataset"]["properties"]["format"]["enum"]) == set(ADAPTERS)
     with pytest.raises(ManifestError, match=r"unknown dataset format 'jpeg_dir'; known formats: csv, fer2013_csv"):
         build_manifest("jpeg_dir", {})
     with pytest.raises(ManifestError, match=r"'folder': unknown option\(s\) \['rot'\]; valid options: root, classes"):

@@ -61,7 +61,9 @@ def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str,
 def check_config(config: Mapping[str, Any]) -> None:
     """Fail early, before any job runs, on cross-reference errors the schema cannot see."""
     for name in config["experiments"]:
-        experiment_settings(config, name)
+        settings = experiment_settings(config, name)
+        if has_no_classes(config, name):
+            _check_experiment_without_classes(config, name, settings)
     for name, dataset in config["datasets"].items():
         check_dataset_options(name, dataset)
     for name, model in config["models"].items():
@@ -72,6 +74,30 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "(trained models record their own normalisation)"
             )
     explain_methods(config)
+
+
+# Dataset formats whose images carry no class: they can only be predicted and explained.
+FORMATS_WITHOUT_CLASSES = frozenset({"images"})
+
+
+def has_no_classes(config: Mapping[str, Any], experiment: str) -> bool:
+    """True when the experiment's dataset is a folder of images without classes."""
+    dataset = config["experiments"][experiment]["dataset"]
+    return config["datasets"][dataset]["format"] in FORMATS_WITHOUT_CLASSES
+
+
+def _check_experiment_without_classes(config: Mapping[str, Any], name: str, settings: Mapping[str, Any]) -> None:
+    dataset = settings["dataset"]
+    if not settings["model"].get("checkpoint"):
+        raise ConfigError(
+            f"experiments.{name}: dataset {dataset!r} has images without classes, so there is nothing "
+            f"to train on; give models.{settings['model_name']}.checkpoint (bring your own model)"
+        )
+    if (config.get("explain") or {}).get("target") == "true":
+        raise ConfigError(
+            f"explain.target: 'true' needs images with a class, but experiment {name!r} explains "
+            f"dataset {dataset!r}, which has none; use 'predicted' or 'class'"
+        )
 
 
 def check_dataset_options(name: str, dataset: Mapping[str, Any]) -> None:

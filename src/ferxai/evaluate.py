@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from ferxai.classes import UNLABELLED, UNLABELLED_NAME, class_name
 from ferxai.device import resolve_device
 from ferxai.metrics import classification_summary, confusion_matrix
 from ferxai.train import predict_logits
@@ -25,11 +26,11 @@ def predictions_frame(ids: Sequence[str], labels: np.ndarray, probs: np.ndarray,
     frame = pd.DataFrame({
         "id": list(ids),
         "label": labels.astype(int),
-        "label_name": [classes[i] for i in labels],
+        "label_name": [class_name(classes, i) for i in labels],
         "prediction": pred.astype(int),
         "prediction_name": [classes[i] for i in pred],
         "confidence": probs.max(1),
-        "correct": pred == labels,
+        "correct": pred == labels,  # always False for images without a class
     })
     for k, name in enumerate(classes):
         frame[f"prob_{name}"] = probs[:, k]
@@ -45,13 +46,28 @@ def evaluate_model(
     device: str = "auto",
     batch_size: int = 256,
 ) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
-    """Predict uint8 images (N, C, H, W); returns (predictions, summary, confusion matrix)."""
+    """Predict uint8 images (N, C, H, W); returns (predictions, summary, confusion matrix).
+
+    Images without a class (every label UNLABELLED) get predictions only: the summary then has
+    the predicted-class counts instead of accuracy, and the "confusion matrix" is one row
+    (`unlabelled`) of those counts.
+    """
     dev = resolve_device(device)
     model.to(dev)
     logits = predict_logits(model, torch.from_numpy(images), dev, batch_size)
     probs = torch.softmax(logits, dim=1).numpy() if len(logits) else np.zeros((0, len(classes)))
     frame = predictions_frame(ids, labels, probs, classes)
     preds = frame["prediction"].to_numpy()
+    unlabelled = labels == UNLABELLED
+    if unlabelled.any():
+        if not unlabelled.all():
+            raise ValueError("evaluation: some test images have a class and some not; "
+                             "a split is either labelled or not")
+        counts = np.bincount(preds, minlength=len(classes))
+        summary = {"labelled": False, "n": int(len(preds)),
+                   "predicted_counts": {c: int(k) for c, k in zip(classes, counts)},
+                   "mean_confidence": float(frame["confidence"].mean()) if len(frame) else float("nan")}
+        return frame, summary, counts[None, :]
     summary = classification_summary(labels, preds, list(classes))
     cm = confusion_matrix(labels, preds, len(classes))
     return frame, summary, cm
@@ -87,7 +103,11 @@ def evaluate_checkpoint(
     for path in (summary_path, confusion_path, predictions_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(predictions_path, index=False, float_format="%.6g")
-    pd.DataFrame(cm, index=pd.Index(classes, name="true"), columns=classes).to_csv(confusion_path)
+    rows = classes if summary.get("labelled", True) else [UNLABELLED_NAME]
+    pd.DataFrame(cm, index=pd.Index(rows, name="true"), columns=classes).to_csv(confusion_path)
     Path(summary_path).write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("test accuracy %.4f, macro-F1 %.4f on %d images", summary["accuracy"], summary["macro_f1"], len(labels))
+    if summary.get("labelled", True):
+        log.info("test accuracy %.4f, macro-F1 %.4f on %d images", summary["accuracy"], summary["macro_f1"], len(labels))
+    else:
+        log.info("predicted %d images without a class: %s", len(labels), summary["predicted_counts"])
     return summary

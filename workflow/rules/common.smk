@@ -13,7 +13,7 @@ os.environ.update(
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods
+from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods, has_no_classes
 from ferxai.data.fingerprint import folder_fingerprint
 
 validate(config, schema="../../config/schema.yaml")
@@ -81,7 +81,7 @@ def source_fingerprint(wildcards):
     """Names, sizes and mtimes of an image folder: a changed folder reruns its manifest."""
     ds = dataset_config(wildcards)
     root = ds.get("options", {}).get("root")
-    if ds["format"] != "folder" or not root:
+    if ds["format"] not in ("folder", "images") or not root:
         return ""
     return folder_fingerprint(root)
 
@@ -164,6 +164,9 @@ def experiment_targets(experiment):
     if SETTINGS[experiment]["model"].get("checkpoint"):
         # Training curves exist only for models trained here.
         plots = [p for p in plots if p.startswith("confusion")]
+    if has_no_classes(config, experiment):
+        # A user's images without classes: predictions (and explanations) but no confusion matrix.
+        plots = []
     targets += [f"{eval_dir}/plots/{p}.png" for p in plots]
     if EXPLAIN_METHODS:
         explain_dir = f"results/{experiment}/explain"

@@ -27,6 +27,10 @@ Allocation rule (`make_splits`), in this order:
    totals need more (test on a tie), so a dataset of tiny classes still gets a non-empty val.
    Single rows meet the quotas exactly; subject groups only approximate them.
 
+A manifest whose every row has label UNLABELLED (-1: a user's images without classes, explained with
+their own checkpoint) goes to test whole; train and val stay empty. Mixing such rows with labelled
+ones is an error.
+
 Nothing is moved to repair the source: a subject the source puts in two splits is reported in
 ``subject_leaks`` (and warned about when ``group_by_subject``), identical pixels in two splits in
 ``duplicates`` (the later copies are dropped from val/test only with
@@ -41,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ferxai.classes import UNLABELLED, UNLABELLED_NAME
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
@@ -99,6 +105,8 @@ def make_splits(
     if v + t >= 1:
         raise SplitError(f"splits.val_fraction + splits.test_fraction must be < 1: got {v} + {t}")
     df = _check_manifest(manifest)
+    if _without_classes(df):
+        return _all_in_test(df)
     n = len(df)
     wanted = 1 + (v > 0) + (t > 0)
     if n < wanted:
@@ -155,6 +163,26 @@ def make_splits(
 
     summary = _summary(df, y, classes, assigned, keep)
     return SplitResult(parts[TRAIN], parts[VAL], parts[TEST], summary, duplicates, leaks)
+
+
+def _without_classes(df: pd.DataFrame) -> bool:
+    """True when no row has a class; SplitError when some have one and some not."""
+    missing = df["label"].astype(np.int64) == UNLABELLED
+    if missing.any() and not missing.all():
+        raise SplitError(f"manifest mixes images without a class (label {UNLABELLED}, e.g. id="
+                         f"{df.loc[missing, 'id'].iloc[0]!r}) with labelled ones (e.g. id={df.loc[~missing, 'id'].iloc[0]!r})")
+    return bool(missing.all())
+
+
+def _all_in_test(df: pd.DataFrame) -> SplitResult:
+    n = len(df)
+    assigned = np.full(n, TEST, dtype=np.int64)
+    duplicates, _ = _cross_split_duplicates(df, assigned, drop=False)
+    leaks = _subject_leaks(df["subject"].to_numpy(dtype=object), assigned)
+    summary = pd.DataFrame([[UNLABELLED_NAME, 0, 0, n, n], ["total", 0, 0, n, n]],
+                           columns=["label_name", *SPLITS, "total"])
+    empty = df.iloc[:0].reset_index(drop=True)
+    return SplitResult(empty, empty.copy(), df.reset_index(drop=True), summary, duplicates, leaks)
 
 
 def write_splits(result: SplitResult, out_dir: str | Path) -> None:

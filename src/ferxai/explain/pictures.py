@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ferxai.classes import UNLABELLED, class_name
 from ferxai.explain.collect import load_inputs
 from ferxai.explain.store import load_shard
 from ferxai.plots.attribution import (
@@ -34,7 +35,7 @@ def _split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
 
 def _titles(inputs: Mapping[str, np.ndarray]) -> list[str]:
     names = inputs["class_names"]
-    return [sample_title(names[y], names[p], float(c))
+    return [sample_title(None if y == UNLABELLED else class_name(names, y), class_name(names, p), float(c))
             for y, p, c in zip(inputs["labels"], inputs["predictions"], inputs["confidence"])]
 
 
@@ -73,9 +74,9 @@ def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | 
         maps = {label: maps[i] for label, (maps, _, _) in loaded.items()}
         save_figure(plot_method_grid(images[i], maps, signed, title, **kw), out_dir / f"{safe_name(image_id)}.png")
         if runner_layout:
-            text = runner_results_text(names[inputs["labels"][i]], names[inputs["predictions"][i]],
+            text = runner_results_text(class_name(names, inputs["labels"][i]), class_name(names, inputs["predictions"][i]),
                                        dict(zip(names, map(float, inputs["probabilities"][i]))), image_id=str(image_id))
             for label, attribution in maps.items():
-                write_runner_layout(out_dir / "runner", str(image_id), names[inputs["labels"][i]], label,
+                write_runner_layout(out_dir / "runner", str(image_id), class_name(names, inputs["labels"][i]), label,
                                     overlay(images[i], attribution, signed[label], **kw), text, scale=scale,
                                     image_rgb=image_to_rgb8(images[i]))

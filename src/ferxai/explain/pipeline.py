@@ -48,9 +48,18 @@ def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: st
         raise ValueError(f"{samples_csv}: {len(missing)} selected ids are not in {test_split}, e.g. {missing[:3]}")
     images, labels, _ = load_split_arrays(test.loc[samples["id"]].reset_index(drop=True), size, channels)
     train_x, train_y, _ = load_split_arrays(train_split, size, channels)
-    mean, per_class = mean_images(train_x, train_y, len(classes))
-    # A class absent from train has no mean (NaN); as a baseline the global mean is the honest stand-in.
-    per_class = np.where(np.isnan(per_class), mean[None], per_class).astype(np.float32)
+    if len(train_x):
+        mean, per_class = mean_images(train_x, train_y, len(classes))
+        # A class absent from train has no mean (NaN); as a baseline the global mean is the honest stand-in.
+        per_class = np.where(np.isnan(per_class), mean[None], per_class).astype(np.float32)
+    else:
+        # A user's own images explained with their own checkpoint: there is no training split, so
+        # the baselines and reference samples come from the whole folder being explained.
+        log.warning("%s is empty: dataset-mean baselines and reference images come from all %d images "
+                    "of %s; per-class means fall back to that mean", train_split, len(test), test_split)
+        train_x = load_split_arrays(test.reset_index(drop=True), size, channels)[0]
+        mean, _ = mean_images(train_x, np.zeros(len(train_x), np.int64), 1)
+        per_class = np.repeat(mean[None], len(classes), axis=0)
     rng = np.random.default_rng(seed)
     refs = train_x[rng.choice(len(train_x), size=min(REFERENCE_IMAGES, len(train_x)), replace=False)]
     prob_cols = [f"prob_{c}" for c in classes]

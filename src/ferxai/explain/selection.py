@@ -17,6 +17,10 @@ misclassified row). Ties in confidence keep file order (stable sort), so the res
 function of the predictions file. An image picked by several sets appears once, at its first
 position, with its sets joined by ";" in the order of `sets` (e.g. "low_confidence;misclassified").
 
+Images without a class (label UNLABELLED: a user's folder explained with their own checkpoint) are
+grouped by *predicted* class instead: high_confidence takes the most confident predictions,
+low_confidence the least confident, and misclassified finds nothing (no truth to be wrong about).
+
 scope="all" takes the whole test split in file order, with set "all".
 
 The row position in the returned frame is the image's *index in the selection*: shards are
@@ -29,6 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from ferxai.classes import UNLABELLED
 
 SETS = ("high_confidence", "low_confidence", "misclassified")
 SCOPES = ("sets", "all")
@@ -58,10 +64,12 @@ def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _pick(group: pd.DataFrame, which: str, num_each: int) -> list[int]:
+def _pick(group: pd.DataFrame, which: str, num_each: int, labelled: bool = True) -> list[int]:
     """Row positions (index labels of `group`) picked by one set for one class."""
+    if not labelled and which == "misclassified":
+        return []
     if which == "high_confidence":
-        cand = group[group["correct"]]
+        cand = group[group["correct"]] if labelled else group
         order = cand.sort_values("confidence", ascending=False, kind="mergesort")
     elif which == "low_confidence":
         order = group.sort_values("confidence", ascending=True, kind="mergesort")
@@ -106,9 +114,13 @@ def select_samples(
 
     order: list[int] = []
     membership: dict[int, list[str]] = {}
-    for _, group in frame.groupby("label", sort=True):
+    unlabelled = frame["label"] == UNLABELLED
+    if unlabelled.any() and not unlabelled.all():
+        raise ValueError("predictions: some images have a class and some not; a test split is either labelled or not")
+    labelled = not unlabelled.any()
+    for _, group in frame.groupby("label" if labelled else "prediction", sort=True):
         for which in sets:
-            for row in _pick(group, which, num_each):
+            for row in _pick(group, which, num_each, labelled):
                 if row not in membership:
                     membership[row] = []
                     order.append(row)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ferxai.classes import UNLABELLED
+
 TARGET_KINDS = ("predicted", "true", "class")
 
 
@@ -47,7 +49,12 @@ def resolve_targets(
     k = len(class_names)
     if k == 0:
         raise ValueError("class_names is empty")
-    labels = _as_indices(labels, "labels", k)
+    labels = np.asarray(labels)
+    unlabelled = labels.size > 0 and bool(np.all(labels == UNLABELLED))
+    if unlabelled and kind == "true":
+        raise ValueError("explanation target 'true' needs images with a class; these have none "
+                         "(use target 'predicted' or 'class')")
+    labels = labels.astype(np.int64) if unlabelled else _as_indices(labels, "labels", k)
     predictions = _as_indices(predictions, "predictions", k)
     if len(labels) != len(predictions):
         raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")

@@ -157,9 +157,11 @@ def image_to_rgb8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(_image_rgb(image) * 255.0), 0, 255).astype(np.uint8)
 
 
-def sample_title(label_name: str, prediction_name: str, confidence: float) -> str:
-    """"true happy, predicted sad (0.83)" — the title used by grids and galleries."""
-    return f"true {label_name}, predicted {prediction_name} ({confidence:.2f})"
+def sample_title(label_name: str | None, prediction_name: str, confidence: float) -> str:
+    """"true happy, predicted sad (0.83)" — the title used by grids and galleries; without a
+    true class (None) just "predicted sad (0.83)"."""
+    predicted = f"predicted {prediction_name} ({confidence:.2f})"
+    return predicted if label_name is None else f"true {label_name}, {predicted}"
 
 
 def _blank(ax) -> None:

@@ -16,6 +16,7 @@ from ferxai.data.manifest import AdapterResult, ManifestError
 ADAPTERS: dict[str, str] = {
     "synthetic": "ferxai.data.adapters.synthetic:read_synthetic",
     "folder": "ferxai.data.adapters.folder:read_folder",
+    "images": "ferxai.data.adapters.images:read_images",
     "fer2013_csv": "ferxai.data.adapters.fer2013_csv:read_fer2013_csv",
     "ferplus": "ferxai.data.adapters.ferplus:read_ferplus",
     "npz": "ferxai.data.adapters.npz:read_npz",
