@@ -43,7 +43,8 @@ def test_picks_the_fastest_not_the_largest():
     assert result.method == "timed"
     measured = [c.batch_size for c in result.candidates]
     assert measured == [1, 2, 4, 8, 16]  # stopped after two slower candidates
-    assert result.sec_per_image == pytest.approx(0.001, rel=0.5)
+    # Sleep never undershoots; on a busy machine it overshoots, so bound it by the next-best cost.
+    assert 0.001 <= result.sec_per_image < 0.0025
 
 
 def test_cuda_out_of_memory_marks_candidate_and_keeps_the_best_that_fit(monkeypatch):

@@ -139,3 +139,15 @@ def test_resolve_targets():
         resolve_targets("gt", labels, preds, CLASSES)
     with pytest.raises(ValueError, match="out of range"):
         resolve_targets("true", np.array([0, 3, 1]), preds, CLASSES)
+
+
+def test_shard_runtime_has_headroom_and_a_floor():
+    from ferxai.explain.preflight import PreflightResult
+    from ferxai.explain.selection import shard_runtime_minutes
+
+    assert shard_runtime_minutes(0.001, 64) == 2                 # floor for quick methods
+    assert shard_runtime_minutes(2.0, 64) == 7                   # 2 s x 64 x 3 = 6.4 min, rounded up
+    assert shard_runtime_minutes(2.0, 64, safety=1.0) == 3
+    result = PreflightResult.__new__(PreflightResult)
+    result.sec_per_image = 2.0
+    assert result.runtime_minutes(64) == shard_runtime_minutes(2.0, 64)  # one formula for both callers

@@ -137,10 +137,11 @@ def attribute_runtime(wildcards, input):
     """Minutes for one shard, from the method's measured seconds per image (cluster schedulers)."""
     import json
 
+    from ferxai.explain.selection import shard_runtime_minutes
+
     with open(input.preflight) as fh:
         seconds = json.load(fh)["sec_per_image"]
-    size = int(EXPLAIN.get("shard_size", 64))
-    return max(2, int(seconds * size * 3 / 60) + 1)
+    return shard_runtime_minutes(seconds, int(EXPLAIN.get("shard_size", 64)))
 
 
 def attribution_keys(wildcards):

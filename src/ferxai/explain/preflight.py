@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import resource
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 
 from ferxai.device import is_cuda_oom
 from ferxai.explain.base import Explainer
+from ferxai.explain.selection import shard_runtime_minutes
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class PreflightResult:
 
     def runtime_minutes(self, images: int, safety: float = 3.0, minimum: int = 2) -> int:
         """Cluster `runtime` for a job explaining `images` images, with headroom for slower nodes."""
-        return max(minimum, math.ceil(self.sec_per_image * images * safety / 60))
+        return shard_runtime_minutes(self.sec_per_image, images, safety, minimum)
 
 
 def images_per_call(batch_size: int, inputs_per_image: float) -> int:

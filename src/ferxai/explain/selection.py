@@ -29,6 +29,7 @@ contiguous ranges of it and noise is seeded from it (see `ferxai.explain.noise`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -136,6 +137,13 @@ def in_set(selection: pd.DataFrame, name: str) -> np.ndarray:
 
 
 # -- shards -----------------------------------------------------------------------------------
+
+def shard_runtime_minutes(sec_per_image: float, images: int, safety: float = 3.0, minimum: int = 2) -> int:
+    """Cluster `runtime` (minutes) of a job explaining `images` images at the preflight's measured
+    seconds per image, with `safety` x headroom for slower or busier nodes. Torch-free, so the
+    Snakefile can compute it without importing the method libraries."""
+    return max(minimum, math.ceil(float(sec_per_image) * int(images) * safety / 60))
+
 
 def _check_shard_args(n: int, shard_size: int) -> None:
     if int(n) != n or n < 0:
