@@ -77,3 +77,24 @@ def planned_jobs(workdir: Path) -> list[tuple[str, str]]:
 
 def current_config(workdir: Path) -> dict:
     return yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+
+
+def add_default_profile(workdir: Path) -> Path:
+    """Copy profiles/default too, so that snakemake applies it as it does in a checkout
+    (rerun-incomplete, keep-going). Not done by make_workdir: most DAG tests are about the
+    workflow alone and must not depend on profile defaults."""
+    shutil.copytree(Path(REPO) / "profiles" / "default", workdir / "profiles" / "default")
+    return workdir
+
+
+def finished_rules(snakemake_output: str) -> list[str]:
+    """Rule names of the jobs a snakemake run reports as finished, in order (minus `all`)."""
+    return [r for r in re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", snakemake_output) if r != "all"]
+
+
+def add_library(workdir: Path) -> Path:
+    """Copy src/ (without bytecode) too, so the copy is self-contained like a clone: the workflow
+    puts <workdir>/src first on PYTHONPATH, and tools that hash the library (DVC) find it."""
+    shutil.copytree(Path(REPO) / "src", workdir / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    return workdir

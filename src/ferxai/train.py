@@ -3,10 +3,19 @@
 `fit` is the loop (model + tensors in, per-epoch records out, checkpoints written as it goes);
 `train_experiment` is what the pipeline calls: split files and settings in, checkpoints and a
 JSON-lines log out.
+
+Resuming: given a `resume_path`, `fit` saves everything the next epoch depends on (weights,
+optimizer, scheduler, loss scaler, every RNG, early-stopping bookkeeping, the epoch records) to
+that file after each epoch, and a later call with the same model, data and settings continues
+from the next epoch, bit for bit as if it had never stopped (on CPU; on a GPU as far as its kernels
+are deterministic). The file is deleted when training finishes. It is deliberately not a Snakemake output: Snakemake deletes the outputs of an
+incomplete job before running it again.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import math
@@ -82,6 +91,128 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+RESUME_FORMAT = 1
+
+
+def _digest_tensor(h: "hashlib._Hash", t: torch.Tensor) -> None:
+    t = t.detach().to("cpu").contiguous().reshape(-1)
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes())
+
+
+def run_fingerprint(
+    model: nn.Module,
+    tensors: Sequence[torch.Tensor],
+    num_classes: int,
+    settings: TrainSettings,
+) -> dict[str, str]:
+    """What a training run is a function of, in parts that can be compared and reported separately.
+
+    `model` is hashed as handed to `fit` (architecture, options and initial or pretrained weights
+    all show in its state dict); `tensors` are the train/val images and labels.
+    """
+    model_hash = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        model_hash.update(name.encode())
+        _digest_tensor(model_hash, value)
+    data_hash = hashlib.sha256(f"classes={num_classes}".encode())
+    for t in tensors:
+        _digest_tensor(data_hash, t)
+    return {
+        "settings": json.dumps(asdict(settings), sort_keys=True),
+        "data": data_hash.hexdigest(),
+        "model": model_hash.hexdigest(),
+        "torch": str(torch.__version__),
+    }
+
+
+def _fingerprint_difference(saved: Mapping[str, Any], now: Mapping[str, str]) -> str | None:
+    """Why a saved fingerprint does not match `now`, in words; None when it matches."""
+    if not isinstance(saved, Mapping):
+        return "it has no fingerprint"
+    reasons = []
+    if saved.get("settings") != now["settings"]:
+        try:
+            old, new = json.loads(saved["settings"]), json.loads(now["settings"])
+            changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                       if old.get(k) != new.get(k)]
+            reasons.append("training settings changed (" + "; ".join(changed) + ")")
+        except (TypeError, ValueError, KeyError):
+            reasons.append("training settings changed")
+    if saved.get("data") != now["data"]:
+        reasons.append("the train/val data changed")
+    if saved.get("model") != now["model"]:
+        reasons.append("the model (architecture, options or initial weights) changed")
+    if saved.get("torch") != now["torch"]:
+        reasons.append(f"torch changed ({saved.get('torch')} -> {now['torch']})")
+    return ", ".join(reasons) or None
+
+
+def _cpu_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """Every random stream training draws from, as tensors and plain values (weights-only loadable)."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": int(py_version), "internal": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss_next": py_gauss},
+        "generator": generator.get_state(),
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss_next"]))
+    generator.set_state(state["generator"])
+
+
+def _read_resume_state(path: Path, fingerprint: Mapping[str, str]) -> dict[str, Any] | None:
+    """The saved state at `path` if it belongs to this run; otherwise None, with a log line saying why.
+
+    A damaged state is skipped with a warning rather than failing the job: it only ever saves
+    time, training from scratch gives the same result, and the next epoch overwrites it.
+    """
+    from ferxai.models.checkpoint import CheckpointError, load_weights_only
+
+    if not path.is_file():
+        return None
+    try:
+        state = load_weights_only(path, "cpu")
+    except CheckpointError as exc:
+        log.warning("ignoring resume state, training from epoch 1: %s", exc)
+        return None
+    if not isinstance(state, Mapping) or state.get("format") != RESUME_FORMAT:
+        log.warning("ignoring resume state %s, training from epoch 1: not a ferxai resume state "
+                    "(format %r)", path, state.get("format") if isinstance(state, Mapping) else None)
+        return None
+    why = _fingerprint_difference(state.get("fingerprint"), fingerprint)
+    if why:
+        log.info("ignoring resume state %s, training from epoch 1: it was written for another run: %s",
+                 path, why)
+        return None
+    return dict(state)
+
+
+def _clear_resume_state(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    # Temporary files of writes that a killed process never finished.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def to_float(images_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images_uint8.to(device, non_blocking=True).float().div_(255.0)
 
@@ -144,12 +275,22 @@ def fit(
     num_classes: int,
     settings: TrainSettings,
     on_epoch_end: Callable[[EpochRecord, bool], None] | None = None,
+    resume_path: str | Path | None = None,
+    on_resume: Callable[[list[EpochRecord], int, dict[str, torch.Tensor] | None], None] | None = None,
 ) -> list[EpochRecord]:
     """Train `model` in place; `on_epoch_end(record, is_best)` persists whatever the caller needs.
 
     Images are uint8 (N, C, H, W) tensors on the CPU; batches are moved to the device as needed.
     Early stopping watches val macro-F1 (accuracy hides a collapsed minority class).
+
+    With `resume_path`, the state after each epoch is saved there, and a state left by an
+    interrupted call with the same model, data and settings is continued from its next epoch;
+    `on_resume(records so far, best epoch, its weights)` then lets the caller rewrite what it
+    persists (the returned records include the restored ones; best epoch 0 and weights None when
+    no epoch has improved on the start yet). The file is removed when training ends.
     """
+    fingerprint = run_fingerprint(model, (train_images, train_labels, val_images, val_labels),
+                                  num_classes, settings) if resume_path is not None else None
     seed_everything(settings.seed)  # dropout draws from the global generator
     device = resolve_device(settings.device)
     use_amp = settings.amp and device.type == "cuda"
@@ -164,7 +305,30 @@ def fit(
 
     records: list[EpochRecord] = []
     best_f1, since_best = -1.0, 0
-    for epoch in range(1, settings.epochs + 1):
+    best_epoch, best_state = 0, None  # best weights are only kept for the resume state
+    start_epoch = 1
+    if resume_path is not None:
+        resume_path = Path(resume_path)
+        state = _read_resume_state(resume_path, fingerprint)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            if use_amp and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"], generator, device)
+            records = [EpochRecord(**row) for row in state["records"]]
+            best_f1, since_best = float(state["best_f1"]), int(state["since_best"])
+            best_epoch, best_state = int(state["best_epoch"]), state["best_model"]
+            start_epoch = int(state["epoch"]) + 1
+            done = "epoch 1" if start_epoch == 2 else f"epochs 1-{start_epoch - 1}"
+            log.info("resuming from epoch %d of %d: %s finished in an earlier run (state in %s)",
+                     start_epoch, settings.epochs, done, resume_path)
+            if on_resume is not None:
+                on_resume(list(records), best_epoch, best_state)
+
+    for epoch in range(start_epoch, settings.epochs + 1):
         started = time.perf_counter()
         model.train()
         order = batch_order(train_labels, num_classes, settings.class_balanced_sampling, generator)
@@ -217,7 +381,33 @@ def fit(
         if settings.early_stopping_patience and since_best >= settings.early_stopping_patience:
             log.info("early stopping: no better val macro-F1 for %d epochs", since_best)
             break
+        if resume_path is not None and epoch < settings.epochs:
+            if is_best:
+                best_epoch, best_state = epoch, _cpu_state(model.state_dict())
+            _save_resume_state(resume_path, {
+                "format": RESUME_FORMAT,
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": _cpu_state(model.state_dict()),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scaler": scaler.state_dict() if use_amp else None,
+                "rng": _rng_state(generator, device),
+                "best_f1": float(best_f1),
+                "since_best": int(since_best),
+                "best_epoch": int(best_epoch),
+                "best_model": best_state,
+                "records": [asdict(r) for r in records],
+            })
+    if resume_path is not None:
+        _clear_resume_state(resume_path)
     return records
+
+
+def _save_resume_state(path: Path, state: dict[str, Any]) -> None:
+    from ferxai.models.checkpoint import save_atomic
+
+    save_atomic(state, path)
 
 
 def train_experiment(
@@ -229,8 +419,13 @@ def train_experiment(
     best_path: str | Path,
     last_path: str | Path,
     log_path: str | Path,
+    resume_path: str | Path | None = None,
 ) -> list[EpochRecord]:
-    """Train one experiment from split files; writes best/last checkpoints and the epoch log."""
+    """Train one experiment from split files; writes best/last checkpoints and the epoch log.
+
+    With `resume_path` (see `fit`), a run that was killed continues from its last finished epoch
+    and rewrites the log and both checkpoints as the uninterrupted run would have left them.
+    """
     from ferxai.data.dataset import load_split_arrays
     from ferxai.models import build_model, checkpoint_meta, model_normalization, save_checkpoint
 
@@ -256,17 +451,30 @@ def train_experiment(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "w", buffering=1)
 
+    def epoch_meta(record: EpochRecord) -> dict[str, Any]:
+        return {**meta, "epoch": record.epoch, "val_macro_f1": record.val_macro_f1,
+                "val_accuracy": record.val_accuracy}
+
     def persist(record: EpochRecord, is_best: bool) -> None:
         log_file.write(json.dumps(asdict(record)) + "\n")
-        epoch_meta = {**meta, "epoch": record.epoch, "val_macro_f1": record.val_macro_f1,
-                      "val_accuracy": record.val_accuracy}
-        save_checkpoint(last_path, model, epoch_meta)
+        save_checkpoint(last_path, model, epoch_meta(record))
         if is_best:
-            save_checkpoint(best_path, model, epoch_meta)
+            save_checkpoint(best_path, model, epoch_meta(record))
+
+    def restore(records: list[EpochRecord], best_epoch: int, best_state: dict[str, torch.Tensor] | None) -> None:
+        # The outputs of the interrupted job may be gone (Snakemake deletes them): write them anew.
+        for record in records:
+            log_file.write(json.dumps(asdict(record)) + "\n")
+        save_checkpoint(last_path, model, epoch_meta(records[-1]))
+        if best_state is not None:
+            best_model = copy.deepcopy(model)
+            best_model.load_state_dict(best_state)
+            save_checkpoint(best_path, best_model, epoch_meta(records[best_epoch - 1]))
 
     with log_file:
         records = fit(
             model, torch.from_numpy(train_x), torch.from_numpy(train_y),
             torch.from_numpy(val_x), torch.from_numpy(val_y), len(classes), settings, persist,
+            resume_path=resume_path, on_resume=restore,
         )
     return records

@@ -1,6 +1,12 @@
-"""Rule train: fit one experiment's model on its dataset's train split."""
+"""Rule train: fit one experiment's model on its dataset's train split.
+
+After each epoch the run's state goes to a hidden `.resume.pt` next to the checkpoints. It is not
+an output on purpose: Snakemake deletes the outputs of an incomplete job before rerunning it, and
+this file is what lets the rerun continue from the last finished epoch.
+"""
 
 import json
+from pathlib import Path
 
 import torch
 
@@ -15,4 +21,5 @@ with log_to_file(snakemake.log[0]):
         snakemake.input.train, snakemake.input.val, classes,
         snakemake.params.settings["model"], snakemake.params.settings["train"],
         best_path=snakemake.output.best, last_path=snakemake.output.last, log_path=snakemake.output.log,
+        resume_path=Path(snakemake.output.last).with_name(".resume.pt"),
     )

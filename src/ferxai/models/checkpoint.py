@@ -359,3 +359,33 @@ def import_user_checkpoint(
     meta = {**meta, "imported_from": str(source)}
     save_checkpoint(destination, model, meta)
     return meta
+
+
+def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj)`` to `path` via a temporary sibling and ``os.replace``; returns the path.
+
+    For files other than checkpoints (e.g. the training resume state): a process killed while
+    writing leaves the previous file (or none), never a truncated one. `obj` should hold only
+    tensors and plain containers so that :func:`load_weights_only` can read it back.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def load_weights_only(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; unreadable or unsafe files raise CheckpointError."""
+    return _safe_load(Path(path), map_location)
