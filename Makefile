@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint dryrun clean help
+.PHONY: run test lint dryrun clean help remote repro push pull checkout
 
 help:
 	@echo "make run   - set up and run the default pipeline (synthetic FER data, compact CNN)"
@@ -35,3 +35,33 @@ dryrun: $(STAMP)
 
 clean:
 	rm -rf results logs benchmarks .snakemake
+
+# DVC (dvc.yaml runs the workflow stage by stage; docs/running-dvc.md). The default remote is a
+# local folder beside the checkout; S3 and S3-compatible servers are described in the doc.
+# SETUP= (empty) uses an existing environment given by VENV= as it is, without installing.
+DVC_REMOTE ?= ../ferxai-dvc-remote
+SETUP ?= $(STAMP)
+# Stage commands call `snakemake` and `python`: take them from the virtualenv.
+DVC := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
+
+remote: $(SETUP)
+	$(DVC) remote add --default --force local $(DVC_REMOTE)
+
+repro: $(SETUP)
+	$(DVC) repro
+
+push: $(SETUP)
+	$(DVC) push
+
+# DVC writes files with new modification times and in no particular order, and a fresh clone has
+# no .snakemake/ records, so Snakemake would rebuild everything it sees as older than its inputs.
+# Once the workspace matches dvc.lock, `snakemake --touch` marks the outputs up to date, in DAG
+# order, and records their provenance. Use `make checkout` after `git checkout` or `dvc exp apply`.
+pull: $(SETUP)
+	$(DVC) pull
+	$(MAKE) --no-print-directory checkout
+
+checkout: $(SETUP)
+	$(DVC) checkout
+	@$(DVC) status --quiet || { echo "dvc status: results/ differs from dvc.lock; run 'make repro' instead" >&2; exit 1; }
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --touch --cores 1 --quiet

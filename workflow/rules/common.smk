@@ -15,6 +15,7 @@ if SRC not in sys.path:
 
 from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods, has_no_classes
 from ferxai.data.fingerprint import folder_fingerprint
+from ferxai.stage_files import explain_targets
 
 validate(config, schema="../../config/schema.yaml")
 try:
@@ -169,12 +170,8 @@ def experiment_targets(experiment):
         # A user's images without classes: predictions (and explanations) but no confusion matrix.
         plots = []
     targets += [f"{eval_dir}/plots/{p}.png" for p in plots]
-    if EXPLAIN_METHODS:
-        explain_dir = f"results/{experiment}/explain"
-        targets.append(f"{explain_dir}/store.zarr")
-        for condition in CONDITIONS:
-            targets.append(f"{explain_dir}/{condition}/grids")
-            targets += [f"{explain_dir}/{condition}/{m}/gallery.png" for m in EXPLAIN_METHODS]
+    # One list of explanation targets, shared with the DVC explain stage (dvc.yaml).
+    targets += explain_targets(config, experiment)
     return targets
 
 

@@ -1,0 +1,97 @@
+"""Two small helpers for the DVC pipeline (dvc.yaml) that runs the Snakemake workflow stage by stage.
+
+``explain-targets EXPERIMENT``: print the files the explain stage asks Snakemake for, i.e. the
+explanation part of the workflow's ``all`` target for one experiment (store.zarr, one grids
+folder per noise condition, one gallery per condition and method). DVC's templating cannot loop
+over the configured conditions and methods, so the stage's command gets them from here.
+
+``epoch-table LOG CSV``: write the JSON-lines training log as a CSV table, one row per epoch,
+because ``dvc plots`` reads JSON, YAML, CSV and TSV but not JSON lines.
+
+    python -m ferxai.stage_files explain-targets synthetic_fer_cnn [--config config/config.yaml]
+    python -m ferxai.stage_files epoch-table results/x/model/train_log.jsonl results/x/model/train_log.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["explain_targets", "write_epoch_table"]
+
+
+def explain_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
+    """Explanation outputs of `experiment` that the workflow's `all` target asks for.
+
+    Mirrors the explanation part of ``experiment_targets`` in workflow/rules/common.smk, with the
+    schema's default of ``conditions: [clean]``; no methods configured means no targets.
+    """
+    if experiment not in (config.get("experiments") or {}):
+        raise KeyError(f"experiment {experiment!r} is not in the configuration")
+    explain = config.get("explain") or {}
+    methods = list(explain.get("methods") or {})
+    if not methods:
+        return []
+    root = f"results/{experiment}/explain"
+    targets = [f"{root}/store.zarr"]
+    for condition in explain.get("conditions") or ["clean"]:
+        targets.append(f"{root}/{condition}/grids")
+        targets += [f"{root}/{condition}/{method}/gallery.png" for method in methods]
+    return targets
+
+
+def write_epoch_table(log: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """One CSV row per record of a training log (``train_log.jsonl``), columns in log order."""
+    from ferxai.plots.evaluation import read_train_log
+
+    records = read_train_log(log)
+    if not records:
+        raise ValueError(f"{log}: no epochs logged")
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ferxai.stage_files", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    targets = sub.add_parser("explain-targets", help="print one experiment's explanation targets")
+    targets.add_argument("experiment")
+    targets.add_argument("--config", default="config/config.yaml")
+    table = sub.add_parser("epoch-table", help="write a training log (JSON lines) as CSV")
+    table.add_argument("log")
+    table.add_argument("csv")
+    args = parser.parse_args(argv)
+
+    if args.command == "explain-targets":
+        import yaml
+
+        with open(args.config, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+        try:
+            found = explain_targets(config, args.experiment)
+        except KeyError as err:
+            print(f"{args.config}: {err.args[0]}", file=sys.stderr)
+            return 1
+        if not found:
+            # Printing nothing would make `snakemake $(...)` build the default target instead.
+            print(f"{args.config}: no explanation methods configured (explain.methods)", file=sys.stderr)
+            return 1
+        print(" ".join(found))
+    else:
+        write_epoch_table(args.log, args.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
