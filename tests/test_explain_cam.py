@@ -208,3 +208,13 @@ def test_fullgrad_unsupported(vit):
                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(UnsupportedModelError, match="no Conv2d/BatchNorm2d layer with a bias"):
         make_explainer("fullgrad", no_bias, arch="plain")
+
+
+@pytest.mark.parametrize("which", ["fer", "resnet"])
+def test_fullgrad_equals_the_library_with_batched_post_processing(which, request):
+    model, x = request.getfixturevalue(which)
+    arch = "fer_cnn" if which == "fer" else "resnet18"
+    ours = make_explainer("fullgrad", model, arch=arch).attribute(x, TARGETS)
+    theirs = pytorch_grad_cam.FullGrad(model, [])(
+        input_tensor=x.clone(), targets=[ClassifierOutputTarget(int(t)) for t in TARGETS])
+    torch.testing.assert_close(ours, torch.from_numpy(theirs), rtol=0, atol=1e-5)
