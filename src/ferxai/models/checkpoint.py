@@ -140,22 +140,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: Mappin
     _check_plain(meta, "meta")
     # CPU copies, so the file loads on machines without the training device.
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"state_dict": state, "meta": meta}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Also on KeyboardInterrupt/SystemExit: never leave the temporary file behind.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return save_atomic({"state_dict": state, "meta": meta}, path)
 
 
 def _safe_load(path: Path, map_location: Any) -> Any:
@@ -378,6 +363,7 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
+        # Also on KeyboardInterrupt/SystemExit: never leave the temporary file behind.
         try:
             os.unlink(tmp)
         except FileNotFoundError:
