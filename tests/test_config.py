@@ -81,3 +81,20 @@ def test_example_configs_are_valid(example):
         cfg = deep_merge(default_config(), cfg)
     validate(cfg, str(Path(REPO) / "config" / "schema.yaml"))
     check_config(cfg)
+
+
+def test_config_check_imports_neither_pandas_nor_torch():
+    # Every `snakemake` command runs check_config while building its DAG; pandas alone adds
+    # ~0.4 s and torch ~1 s to each, so the check must stay free of both.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, yaml\n"
+        "from ferxai.config import check_config\n"
+        f"check_config(yaml.safe_load(open({str(Path(REPO) / 'config' / 'config.yaml')!r})))\n"
+        "heavy = sorted(m for m in ('pandas', 'torch') if m in sys.modules)\n"
+        "assert not heavy, f'config check imported {heavy}'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
