@@ -1,10 +1,11 @@
 # Two entry points for a fresh machine: `make run` and `make test`.
-# Both create .venv if it is missing and install ferxai into it; later calls reuse it.
+# Both create .venv if it is missing and install ferxai into it with the extra they need (`run`:
+# workflow; `test`: everything; DVC targets: dvc); later calls reuse it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-workflow
 
 .PHONY: run test lint dryrun clean help remote repro push pull checkout
 
@@ -17,14 +18,14 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch/torchvision are pinned in pyproject.toml; on these machines pip takes them from local disk.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$*]'
 	touch $@
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -40,7 +41,7 @@ clean:
 # local folder beside the checkout; S3 and S3-compatible servers are described in the doc.
 # SETUP= (empty) uses an existing environment given by VENV= as it is, without installing.
 DVC_REMOTE ?= ../ferxai-dvc-remote
-SETUP ?= $(STAMP)
+SETUP ?= $(VENV)/.installed-dvc
 # Stage commands call `snakemake` and `python`: take them from the virtualenv.
 DVC := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
 
