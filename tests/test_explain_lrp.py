@@ -127,7 +127,21 @@ def test_describe_and_registry(fer):
     d = e.describe()
     assert (d["name"], d["family"], d["library"], d["signed"]) == ("lrp", "lrp", "zennit", True)
     assert d["params"] == {"composite": "alpha2_beta1", "epsilon": 0.01}
-    assert e.passes_per_image() == 1.0
+    assert e.passes_per_image() == 4.0  # alpha-beta: four modified passes per layer
+    assert e.model_inputs_per_image() == 1.0
+
+
+def test_cost_model_counts_the_modifiers_of_zennit_hidden_layer_rules(fer):
+    """The pass count of each composite is the number of parameter modifiers of the rule zennit
+    puts on the hidden convolutions (read off the composite, registered on fer_cnn)."""
+    for composite in COMPOSITES:
+        e = make_explainer("lrp", fer, arch="fer_cnn", composite=composite)
+        ctx: dict = {}
+        rules = {name: e._composite.module_map(ctx, name, module) for name, module in fer.named_modules()}
+        hidden = [rules[name] for name, m in fer.named_modules()
+                  if isinstance(m, nn.Conv2d) and name != "features.block1.conv1"]
+        assert hidden and all(type(r) is type(hidden[0]) for r in hidden), composite
+        assert e.passes_per_image() == len(hidden[0].param_modifiers), composite
 
 
 # --------------------------------------------------------------------------- conservation
