@@ -1,5 +1,6 @@
 """CAM family (pytorch-grad-cam behind ferxai's Explainer): tiny fer_cnn, resnet18 and ViT models."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -218,3 +219,42 @@ def test_fullgrad_equals_the_library_with_batched_post_processing(which, request
     theirs = pytorch_grad_cam.FullGrad(model, [])(
         input_tensor=x.clone(), targets=[ClassifierOutputTarget(int(t)) for t in TARGETS])
     torch.testing.assert_close(ours, torch.from_numpy(theirs), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["eigencam", "eigengradcam"])
+@pytest.mark.parametrize("which", ["fer", "resnet"])
+def test_eigen_cams_equal_the_library_with_its_sign_correction(name, which, request, monkeypatch):
+    """Our batched projection == the library's classes with the library's own sign-corrected
+    per-image SVD projection (our sign is machine-independent; plain get_2d_projection's is not)."""
+    from pytorch_grad_cam import eigen_cam, eigen_grad_cam
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
+
+    model, x = request.getfixturevalue(which)
+    arch = "fer_cnn" if which == "fer" else "resnet18"
+    e = make_explainer(name, model, arch=arch)
+    ours = e.attribute(x, TARGETS)
+    for module in (eigen_cam, eigen_grad_cam):
+        monkeypatch.setattr(module, "get_2d_projection", get_2d_projection_with_sign_correction)
+    library = {"eigencam": pytorch_grad_cam.EigenCAM, "eigengradcam": pytorch_grad_cam.EigenGradCAM}[name]
+    theirs = library(model, [e._layer])(input_tensor=x.clone().requires_grad_(name == "eigengradcam"),
+                                        targets=[ClassifierOutputTarget(int(t)) for t in TARGETS])
+    torch.testing.assert_close(ours, torch.from_numpy(theirs), rtol=0, atol=1e-4)
+    assert ours.amax(dim=(1, 2)).gt(0.99).all()
+
+
+def test_eigen_projection_sign_and_small_gram_branch():
+    from ferxai.explain.methods._eigen import first_component_projection
+
+    rng = torch.Generator().manual_seed(0)
+    for shape in [(3, 16, 5, 5), (3, 64, 2, 3)]:  # channels < pixels, and pixels < channels
+        a = torch.rand(shape, generator=rng).numpy()
+        ours = first_component_projection(a)
+        assert ours.shape == (shape[0], shape[2], shape[3])
+        assert (np.abs(ours.min(axis=(1, 2))) <= np.abs(ours.max(axis=(1, 2)))).all()
+        for i in range(shape[0]):
+            m = a[i].reshape(shape[1], -1).T
+            m = m - m.mean(0)
+            v = np.linalg.svd(m.astype(np.float64))[2][0]
+            ref = (m @ v).reshape(shape[2:])
+            ref = -ref if abs(ref.min()) > abs(ref.max()) else ref
+            np.testing.assert_allclose(ours[i], ref, atol=1e-4)
