@@ -258,3 +258,29 @@ def test_eigen_projection_sign_and_small_gram_branch():
             ref = (m @ v).reshape(shape[2:])
             ref = -ref if abs(ref.min()) > abs(ref.max()) else ref
             np.testing.assert_allclose(ours[i], ref, atol=1e-4)
+
+
+def test_top_eigenpairs_subspace_iteration_and_eigh_fallback(monkeypatch):
+    """The fast path agrees with eigh; images it cannot settle in its rounds (a flat top of the
+    spectrum wider than the block, an all-zero Gram) go to eigh, and only those."""
+    from ferxai.explain.methods import _eigen
+
+    rng = torch.Generator().manual_seed(1)
+    k = 40
+    q = torch.linalg.qr(torch.randn(4, k, k, generator=rng, dtype=torch.float64)).Q
+    spectra = 0.5 ** torch.arange(k, dtype=torch.float64).repeat(4, 1)  # clear gaps
+    spectra[1, 1] = 0.99999  # close top pair, but both inside the block: converges
+    spectra[2, :20] = 1 - 1e-3 * torch.arange(20)  # flat top beyond the block: needs eigh
+    grams = q @ torch.diag_embed(spectra) @ q.transpose(1, 2)
+    grams[3] = 0
+    seen: list[int] = []
+    eigh = torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda a: seen.append(a.shape[0] if a.shape[-1] == k else -1) or eigh(a))
+    value, vector = _eigen.top_eigenpairs(grams)
+    assert seen.count(2) == 1 and all(s in (-1, 2) for s in seen)  # images 2 and 3, one call
+    ref = eigh(grams)
+    torch.testing.assert_close(value, ref.eigenvalues[:, -1])
+    cosine = (vector * ref.eigenvectors[..., -1]).sum(dim=1).abs()
+    torch.testing.assert_close(cosine[:3], torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-10)
+    assert value[3] == 0
+    torch.testing.assert_close(torch.linalg.vector_norm(vector, dim=1), torch.ones(4, dtype=torch.float64))
