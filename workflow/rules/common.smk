@@ -13,6 +13,12 @@ os.environ.update(
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
+# Snakemake imports pandas (~0.45 s) only to look for data frames among params; none here, and
+# the scripts import it in their own processes. See ferxai.scheduler.
+from ferxai.scheduler import hide_from_scheduler
+
+hide_from_scheduler()
+
 from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods, has_no_classes
 from ferxai.data.fingerprint import folder_fingerprint
 from ferxai.stage_files import explain_targets
@@ -128,17 +134,18 @@ def sample_count(experiment):
 
 
 def shard_files(wildcards):
+    from ferxai.explain.shards import num_shards
+
     n = sample_count(wildcards.experiment)
-    size = int(EXPLAIN.get("shard_size", 64))
     prefix = f"results/{wildcards.experiment}/explain/{wildcards.condition}/{wildcards.method}"
-    return [f"{prefix}/shard-{k}.npz" for k in range(max(1, -(-n // size)))]
+    return [f"{prefix}/shard-{k}.npz" for k in range(num_shards(n, int(EXPLAIN.get("shard_size", 64))))]
 
 
 def attribute_runtime(wildcards, input):
     """Minutes for one shard, from the method's measured seconds per image (cluster schedulers)."""
     import json
 
-    from ferxai.explain.selection import shard_runtime_minutes
+    from ferxai.explain.shards import shard_runtime_minutes
 
     with open(input.preflight) as fh:
         seconds = json.load(fh)["sec_per_image"]

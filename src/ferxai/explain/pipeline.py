@@ -25,7 +25,7 @@ from ferxai.explain.noise import apply_noise
 from ferxai.explain.preflight import PreflightResult, images_per_call, run_preflight
 from ferxai.explain.registry import make_explainer
 from ferxai.explain.collect import load_inputs
-from ferxai.explain.selection import shard_range
+from ferxai.explain.shards import shard_range
 from ferxai.explain.store import mean_images, save_shard
 from ferxai.explain.targets import resolve_targets
 from ferxai.models import load_checkpoint

@@ -20,7 +20,7 @@ import torch
 
 from ferxai.device import is_cuda_oom
 from ferxai.explain.base import Explainer
-from ferxai.explain.selection import shard_runtime_minutes
+from ferxai.explain.shards import shard_runtime_minutes
 
 log = logging.getLogger(__name__)
 
