@@ -3,8 +3,9 @@
 Snakemake stores every job's params and, to recognise data frames among them, imports pandas
 (also numpy and polars) whenever it is importable (`snakemake.iocontainers`' params store and
 `snakemake.persistence`'s params hash, the one that reruns a method's jobs when its settings
-change). With pyarrow installed, as here, that import is about 0.45 s of every `snakemake`
-command: a quarter of a no-op dry run of the default workflow, which has to stay under 2 s.
+change). With pyarrow installed, as here, that import is about 0.4 s of every `snakemake`
+command: measured 1.56 s against 1.18 s for a no-op dry run of the default workflow, whose
+target is 2 s (BENCHMARKS.md).
 
 No rule of this workflow passes a data frame as a param, and the scheduler never uses pandas
 itself: rules run their scripts in their own Python processes, which import pandas as usual. So

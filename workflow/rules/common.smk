@@ -13,7 +13,7 @@ os.environ.update(
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-# Snakemake imports pandas (~0.45 s) only to look for data frames among params; none here, and
+# Snakemake imports pandas (~0.4 s) only to look for data frames among params; none here, and
 # the scripts import it in their own processes. See ferxai.scheduler.
 from ferxai.scheduler import hide_from_scheduler
 
