@@ -15,8 +15,8 @@ NumPy SVD per image and projects onto the first right singular vector. Two thing
   subspace iteration (a block of `_BLOCK` vectors, `_ROUNDS` rounds, Rayleigh-Ritz at the end):
   matrix products on a few columns instead of a full eigendecomposition. Each image's result is
   checked (residual over the gap to the next Ritz value, the Davis-Kahan estimate of the
-  eigenvector's angle error); an image that has not converged (close top eigenvalues, an all-zero map) gets the full
-  batched `eigh`, so the answer is the eigensolver's either way. Measured on 2 threads (16 images
+  eigenvector's angle error); an image that has not converged (a flat top of the spectrum, an
+  all-zero map) gets the full batched `eigh`, so the answer is the eigensolver's either way. Measured on 2 threads (16 images
   of fer_cnn's last block, 128 channels at 12x12): 0.15 ms/image against 1.22 for the batched
   `eigh` and 1.85 for the library's per-image SVD; ResNet18's layer4 at 48 px (512 channels,
   6x6: a 36 x 36 Gram) 0.2 against 6.2.
@@ -29,8 +29,8 @@ import torch
 
 
 # Block subspace iteration: block width and rounds. The top vector's error shrinks as
-# (lambda_{_BLOCK+1} / lambda_1) ** _ROUNDS; 8 x 8 settled every image of fer_cnn's and ResNet18's
-# last blocks tried, in less time than 4 x 16 or 16 x 6.
+# (lambda_{_BLOCK+1} / lambda_1) ** _ROUNDS. 8 x 8 settled every image of fer_cnn's and ResNet18's
+# last blocks tried (4 x 8 left some to eigh); 4 x 16 took about as long, 16 x 6 longer.
 _BLOCK = 8
 _ROUNDS = 8
 # Accept an image's vector when residual / gap is below this: the Davis-Kahan estimate of
