@@ -89,6 +89,19 @@ def test_failed_save_keeps_previous_file_and_no_temp(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
 
 
+def test_next_save_removes_what_a_killed_write_left(tmp_path):
+    """SIGKILL mid-write leaves `.best.pt.<random>.tmp` (no handler runs); the next successful save
+    of best.pt removes it, and only the leftovers of that file."""
+    model = _trained_like()
+    (tmp_path / ".best.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / ".last.pt.k1ll3d.tmp").write_bytes(b"another file's leftover")
+    (tmp_path / "best.pt.tmp").write_bytes(b"not ours")
+    save_checkpoint(tmp_path / "best.pt", model, _meta(model))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.pt.k1ll3d.tmp", "best.pt", "best.pt.tmp"]
+    save_checkpoint(tmp_path / "last.pt", model, _meta(model))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best.pt.tmp", "last.pt"]
+
+
 def test_meta_must_be_plain_values(tmp_path):
     model = _trained_like()
     with pytest.raises(TypeError, match=r"meta\.val_f1.*float64"):

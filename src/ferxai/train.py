@@ -207,10 +207,10 @@ def _read_resume_state(path: Path, fingerprint: Mapping[str, str]) -> dict[str, 
 
 
 def _clear_resume_state(path: Path) -> None:
+    from ferxai.models.checkpoint import remove_stale_temporaries
+
     path.unlink(missing_ok=True)
-    # Temporary files of writes that a killed process never finished.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    remove_stale_temporaries(path)  # a killed process's unfinished write of the state
 
 
 def to_float(images_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -8,6 +8,7 @@ with ``weights_only=False``: a checkpoint may come from anywhere (bring-your-own
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import pickle
@@ -352,6 +353,10 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     For files other than checkpoints (e.g. the training resume state): a process killed while
     writing leaves the previous file (or none), never a truncated one. `obj` should hold only
     tensors and plain containers so that :func:`load_weights_only` can read it back.
+
+    A SIGKILL during the write leaves its temporary sibling behind (nothing can remove it then);
+    the next successful write of the same file removes such leftovers. Only one process writes a
+    given file at a time here (Snakemake runs one job per output), so they cannot be live writes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,7 +374,15 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
         except FileNotFoundError:
             pass
         raise
+    remove_stale_temporaries(path)
     return path
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
+    """Delete the temporary siblings (``.<name>.*.tmp``) that killed `save_atomic` calls left."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def load_weights_only(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
