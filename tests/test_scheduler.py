@@ -35,7 +35,7 @@ def test_hidden_pandas_reads_as_not_installed_to_snakemake_and_stays_importable_
         "    pass\n"
         "else:\n"
         "    raise SystemExit('pandas imported')\n"
-        "from snakemake.iocontainers import Params\n"
+        "from snakemake.iocontainers import Params  # the modules that probe for pandas load without it\n"
         "from snakemake.jobs import Job\n"
         "child = subprocess.run([sys.executable, '-c', 'import pandas; print(pandas.__name__)'],\n"
         "                       capture_output=True, text=True)\n"

@@ -12,8 +12,8 @@ itself: rules run their scripts in their own Python processes, which import pand
 the Snakefile calls `hide_from_scheduler()` before anything else: in the scheduler process an
 ``import pandas`` raises ModuleNotFoundError and ``importlib.util.find_spec("pandas")`` returns
 None, which both Snakemake code paths treat as "pandas is not installed" — the params hashes are
-the same either way for the plain values this workflow passes. Nothing changes in child
-processes (the variable is only read, never exported).
+the same either way for the plain values this workflow passes. Child processes are unaffected:
+`sys.modules` belongs to the process that changed it.
 
 Left alone: a module something imported before the Snakefile was read (the SLURM executor
 plugin imports pandas when Snakemake loads its plugins), since hiding it then would gain nothing.

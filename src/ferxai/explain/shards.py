@@ -2,8 +2,8 @@
 takes on a cluster.
 
 Plain Python on purpose: the Snakefile calls these from the scheduler process (shard counts for
-the gather step's inputs, a shard job's `runtime` resource), which imports neither pandas nor numpy
-(see `ferxai.scheduler`).
+the gather step's inputs, a shard job's `runtime` resource), where pandas is hidden (see
+`ferxai.scheduler`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
     """Contiguous [start, stop) ranges of at most `shard_size` images covering 0..n exactly.
 
     An empty selection still has one (empty) shard, (0, 0), so the workflow always has a file
-    to gather (the Snakefile counts `max(1, ceil(n / shard_size))` shards).
+    to gather (the Snakefile asks `num_shards` for the count).
     """
     _check_shard_args(n, shard_size)
     n, shard_size = int(n), int(shard_size)

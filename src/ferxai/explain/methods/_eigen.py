@@ -16,10 +16,10 @@ NumPy SVD per image and projects onto the first right singular vector. Two thing
   matrix products on a few columns instead of a full eigendecomposition. Each image's result is
   checked (residual over the gap to the next Ritz value, the Davis-Kahan estimate of the
   eigenvector's angle error); an image that has not converged (a flat top of the spectrum, an
-  all-zero map) gets the full batched `eigh`, so the answer is the eigensolver's either way. Measured on 2 threads (16 images
-  of fer_cnn's last block, 128 channels at 12x12): 0.15 ms/image against 1.22 for the batched
-  `eigh` and 1.85 for the library's per-image SVD; ResNet18's layer4 at 48 px (512 channels,
-  6x6: a 36 x 36 Gram) 0.2 against 6.2.
+  all-zero map) gets the full batched `eigh`, so the answer is the eigensolver's either way.
+  Measured on 2 threads (16 images of fer_cnn's last block, 128 channels at 12x12): 0.15 ms/image
+  against 1.22 for the batched `eigh` and 1.85 for the library's per-image SVD; ResNet18's layer4
+  at 48 px (512 channels, 6x6: a 36 x 36 Gram) 0.2 against 6.2.
 """
 
 from __future__ import annotations
