@@ -13,12 +13,6 @@ os.environ.update(
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-# Snakemake imports pandas (~0.4 s) only to look for data frames among params; none here, and
-# the scripts import it in their own processes. See ferxai.scheduler.
-from ferxai.scheduler import hide_from_scheduler
-
-hide_from_scheduler()
-
 from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods, has_no_classes
 from ferxai.data.fingerprint import folder_fingerprint
 from ferxai.stage_files import explain_targets

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ferxai.classes import UNLABELLED
-# Re-exported: the shard arithmetic was defined here first; it moved so the scheduler can import it
+# Re-exported: the shard arithmetic was defined here first; it moved so the Snakefile can import it
 # without pandas.
 from ferxai.explain.shards import num_shards, shard_range, shard_ranges, shard_runtime_minutes  # noqa: F401
 

@@ -1,9 +1,9 @@
 """How a selection of images is cut into shards (one attribution job each), and how long a shard
 takes on a cluster.
 
-Plain Python on purpose: the Snakefile calls these from the scheduler process (shard counts for
-the gather step's inputs, a shard job's `runtime` resource), where pandas is hidden (see
-`ferxai.scheduler`).
+Plain Python on purpose: the Snakefile calls these while it builds the DAG (shard counts for the
+gather step's inputs, a shard job's `runtime` resource), and every `snakemake` command pays for
+what that imports.
 """
 
 from __future__ import annotations
