@@ -98,3 +98,29 @@ def test_config_check_imports_neither_pandas_nor_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_config_error_key_is_the_dotted_prefix_of_its_message():
+    assert ConfigError("datasets.ck.options: dataset format 'x' ...").key == "datasets.ck.options"
+    assert ConfigError("explain.methods.ig_blur: unknown parameter").key == "explain.methods.ig_blur"
+    assert ConfigError("no key here, just words").key == "no"  # a plain word is still a top-level key
+    assert ConfigError("").key == ""
+
+
+def test_config_origin_names_the_layer_that_set_the_key(tmp_path):
+    from ferxai.config import config_layers, config_origin
+
+    default = tmp_path / "config.yaml"
+    default.write_text(yaml.safe_dump({"datasets": {"syn": {"format": "synthetic"}}, "train": {"lr": 1}}))
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"datasets": {"ck": {"format": "folder", "options": {"root": "x"}}}}))
+    later = tmp_path / "later.yaml"
+    later.write_text(yaml.safe_dump({"train": {"lr": 2}}))
+    layers = config_layers(str(default), [mine, later], {"train": {"epochs": 3}})
+    assert [name for name, _ in layers][0] == "--config"
+    assert config_origin("datasets.ck.options", layers).endswith("mine.yaml")
+    assert config_origin("datasets.syn.format", layers) == str(default)
+    assert config_origin("train.lr", layers).endswith("later.yaml")  # the later --configfile wins
+    assert config_origin("train.epochs", layers) == "--config"
+    # a key set nowhere is attributed to the file holding its longest prefix
+    assert config_origin("datasets.ck.options.label_mode", layers).endswith("mine.yaml")

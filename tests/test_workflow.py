@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO
 from tinyflow import (EXPLAIN_RULES, SNAKEMAKE, TINY, current_config, make_workdir, planned_jobs,
@@ -127,6 +128,17 @@ def test_config_cross_reference_error_names_the_field(tmp_path):
     proc = subprocess.run([*SNAKEMAKE, "-n"], cwd=workdir, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "experiments.tiny_cnn.model" in proc.stdout + proc.stderr
+
+
+def test_config_error_names_the_configfile_that_set_the_value(tmp_path):
+    workdir = make_workdir(tmp_path, json.loads(json.dumps(TINY)))
+    (workdir / "mine.yaml").write_text(yaml.safe_dump({"experiments": {"tiny_cnn": {"model": "nope"}}}))
+    proc = subprocess.run([*SNAKEMAKE, "-n", "--configfile", "mine.yaml"], cwd=workdir,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "mine.yaml: experiments.tiny_cnn.model" in out
+    assert "config/config.yaml: experiments" not in out
 
 
 def test_schema_rejects_unknown_training_key(tmp_path):

@@ -9,11 +9,69 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Sequence
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the offending section and key."""
+
+    @property
+    def key(self) -> str:
+        """The dotted key the message starts with ("datasets.ck.options"), or "" if none."""
+        match = re.match(r"([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)[:\s]", str(self))
+        return match.group(1) if match else ""
+
+
+def _has_key(mapping: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(mapping, Mapping) or part not in mapping:
+            return False
+        mapping = mapping[part]
+    return True
+
+
+def config_origin(key: str, layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Where the value at `key` came from: the first of `layers` (name, values), highest precedence
+    first, that sets it, or its longest prefix; all names joined when none does.
+
+    Snakemake merges the Snakefile's ``configfile:``, each ``--configfile`` (later ones win) and
+    ``--config`` values; an error must point at the file the user has to edit.
+    """
+    parts = key.split(".") if key else []
+    for depth in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:depth])
+        for name, values in layers:
+            if _has_key(values, prefix):
+                return name
+    return ", ".join(name for name, _ in layers)
+
+
+def config_layers(default_file: str, cli_files: Sequence[Any] = (), cli_values: Mapping[str, Any] | None = None
+                  ) -> list[tuple[str, Mapping[str, Any]]]:
+    """The configuration's sources as (name, values), highest precedence first: ``--config``
+    values, then each ``--configfile`` (the last given wins), then the Snakefile's default file."""
+    import os
+
+    import yaml
+
+    def load(path: Any) -> Mapping[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+
+    def shown(path: Any) -> str:
+        rel = os.path.relpath(path)
+        return str(path) if rel.startswith("..") else rel
+
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if cli_values:
+        layers.append(("--config", dict(cli_values)))
+    layers += [(shown(path), load(path)) for path in reversed(list(cli_files))]
+    layers.append((default_file, load(default_file)))
+    return layers
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,15 +13,33 @@ os.environ.update(
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from ferxai.config import ConfigError, check_config, experiment_settings, explain_methods, has_no_classes
+from ferxai.config import (
+    ConfigError,
+    check_config,
+    config_layers,
+    config_origin,
+    experiment_settings,
+    explain_methods,
+    has_no_classes,
+)
 from ferxai.data.fingerprint import folder_fingerprint
 from ferxai.stage_files import explain_targets
 
-validate(config, schema="../../config/schema.yaml")
+
+def config_sources():
+    """Where config values come from, highest precedence first, so errors name the file to edit."""
+    settings = workflow.config_settings
+    return config_layers("config/config.yaml", settings.configfiles, settings.config)
+
+
+try:
+    validate(config, schema="../../config/schema.yaml")
+except WorkflowError as err:
+    raise WorkflowError(f"{', '.join(name for name, _ in config_sources())}: {err}") from None
 try:
     check_config(config)
 except ConfigError as err:
-    raise WorkflowError(f"config/config.yaml: {err}") from None
+    raise WorkflowError(f"{config_origin(err.key, config_sources())}: {err}") from None
 
 EXPLAIN = config.get("explain", {})
 EXPLAIN_METHODS = explain_methods(config)  # label -> {"method": registry name, "params": {...}}
