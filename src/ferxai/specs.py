@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ferxai.atomic import write_text_atomic
 
 PACKAGE = Path(__file__).resolve().parent
 SOURCES = ("explain/registry.py", "explain/base.py", "explain/methods", "models/zoo.py")
@@ -62,10 +63,9 @@ def load_specs() -> dict[str, Any]:
         pass
     specs = _collect()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
-            json.dump(specs, fh)
-        os.replace(fh.name, path)
+        # Several snakemake processes may fill the cache at once: another's temporary file may be
+        # a live write, so leftovers are not cleaned here.
+        write_text_atomic(path, json.dumps(specs), clean_leftovers=False)
     except OSError:
         pass  # a read-only home only costs the import time again
     return specs

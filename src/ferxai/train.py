@@ -207,10 +207,10 @@ def _read_resume_state(path: Path, fingerprint: Mapping[str, str]) -> dict[str, 
 
 
 def _clear_resume_state(path: Path) -> None:
-    from ferxai.models.checkpoint import remove_stale_temporaries
+    from ferxai.atomic import remove_leftovers
 
     path.unlink(missing_ok=True)
-    remove_stale_temporaries(path)  # a killed process's unfinished write of the state
+    remove_leftovers(path)  # a killed process's unfinished write of the state
 
 
 def to_float(images_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -8,13 +8,11 @@ with ``weights_only=False``: a checkpoint may come from anywhere (bring-your-own
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import pickle
 import platform
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torchvision
 from torch import nn
 
 from ferxai import __version__ as FERXAI_VERSION
+from ferxai.atomic import write_atomic
 from ferxai.models.zoo import build_model, model_normalization
 
 log = logging.getLogger(__name__)
@@ -126,8 +125,8 @@ def _check_plain(value: Any, where: str) -> None:
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: Mapping[str, Any]) -> Path:
     """Write ``{"state_dict", "meta"}`` to `path` atomically; returns the path.
 
-    The file is written to a temporary sibling and moved into place with ``os.replace``, so a
-    job killed mid-write leaves the previous file (or none), never a truncated one.
+    Written through `save_atomic`, so a job killed mid-write leaves the previous file (or none),
+    never a truncated one.
     """
     path = Path(path)
     missing = [k for k in REQUIRED_META if k not in meta]
@@ -348,41 +347,14 @@ def import_user_checkpoint(
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save(obj)`` to `path` via a temporary sibling and ``os.replace``; returns the path.
+    """``torch.save(obj)`` to `path` atomically (`ferxai.atomic.write_atomic`); returns the path.
 
     For files other than checkpoints (e.g. the training resume state): a process killed while
-    writing leaves the previous file (or none), never a truncated one. `obj` should hold only
-    tensors and plain containers so that :func:`load_weights_only` can read it back.
-
-    A SIGKILL during the write leaves its temporary sibling behind (nothing can remove it then);
-    the next successful write of the same file removes such leftovers. Only one process writes a
-    given file at a time here (Snakemake runs one job per output), so they cannot be live writes.
+    writing leaves the previous file (or none), never a truncated one, and the next save of the
+    same file removes what a SIGKILLed one left. `obj` should hold only tensors and plain
+    containers so that :func:`load_weights_only` can read it back.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Also on KeyboardInterrupt/SystemExit: never leave the temporary file behind.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    remove_stale_temporaries(path)
-    return path
-
-
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
-    """Delete the temporary siblings (``.<name>.*.tmp``) that killed `save_atomic` calls left."""
-    path = Path(path)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    return write_atomic(path, lambda fh: torch.save(obj, fh))
 
 
 def load_weights_only(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
