@@ -1,22 +1,16 @@
-import json
 import warnings
 
 import numpy as np
 import pytest
 
+from ferxai.explain.mean_images import mean_images
 from ferxai.explain.store import (
-    ShardError,
     create_store,
-    gather_shards,
     list_attributions,
-    load_shard,
-    load_shard_arrays,
-    mean_images,
     open_store,
     read_attributions,
     read_samples,
     read_strings,
-    save_shard,
     write_attributions,
 )
 
@@ -39,23 +33,6 @@ def _store(tmp_path, images=None):
     create_store(path, images, labels, preds, probs, IDS, SETS, CLASSES, mean, class_means,
                  attrs={"experiment": "exp1"})
     return path, images, labels, preds, probs, mean, class_means
-
-
-def test_mean_images():
-    images = np.zeros((4, 1, 2, 2), np.uint8)
-    images[0] = 255
-    images[1] = 51
-    labels = np.array([0, 0, 2, 2])
-    mean, class_means = mean_images(images, labels, 4, batch_size=3)
-    assert mean.dtype == np.float32 and mean.shape == (1, 2, 2)
-    assert np.allclose(mean, (1.0 + 0.2) / 4)
-    assert np.allclose(class_means[0], 0.6) and np.allclose(class_means[2], 0.0)
-    assert np.isnan(class_means[1]).all() and np.isnan(class_means[3]).all()
-    # float input is taken as [0, 1] already
-    mean_f, _ = mean_images(images.astype(np.float32) / 255, labels, 4)
-    assert np.allclose(mean_f, mean)
-    with pytest.raises(ValueError, match="labels"):
-        mean_images(images, np.array([0, 0, 5, 1]), 4)
 
 
 def test_store_round_trip(tmp_path):
@@ -133,78 +110,3 @@ def test_store_reads_with_xarray(tmp_path):
     assert att["gradcam"].dims == ("sample", "y", "x")
     assert float(att["gradcam"].sum()) == 2 * N * H * W
     assert att["gradcam"].attrs["signed"] is False
-
-
-def _write_shards(tmp_path, n=10, size=4, skip=(), **meta):
-    maps = np.arange(n * 3 * 2, dtype=np.float32).reshape(n, 3, 2)
-    ids = [f"dir/{i}.png" for i in range(n)]
-    paths = []
-    for k, start in enumerate(range(0, n, size)):
-        if k in skip:
-            continue
-        stop = min(start + size, n)
-        p = tmp_path / f"shard-{k}.npz"
-        save_shard(p, maps[start:stop], ids[start:stop],
-                   {"start": start, "total": n, "shard": k, "shard_size": size, "method": "m",
-                    "condition": "clean", "seconds": 1.0 + k, **meta},
-                   arrays={"targets": np.arange(start, stop) % 3})
-        paths.append(p)
-    return paths, maps, ids
-
-
-def test_shard_round_trip_and_gather(tmp_path):
-    paths, maps, ids = _write_shards(tmp_path)
-    got_maps, got_ids, meta = load_shard(paths[1])
-    assert np.array_equal(got_maps, maps[4:8]) and got_ids == ids[4:8]
-    assert meta["start"] == 4 and meta["stop"] == 8 and meta["total"] == 10
-    # given in any order
-    all_maps, all_ids, meta = gather_shards(list(reversed(paths)), expected_ids=ids)
-    assert np.array_equal(all_maps, maps) and all_ids == ids
-    assert meta["method"] == "m" and meta["num_shards"] == 3
-    assert "seconds" not in meta and [s["seconds"] for s in meta["shards"]] == [1.0, 2.0, 3.0]
-    assert "start" not in meta
-    # the gathered result is itself a shard file (start 0)
-    out = tmp_path / "attributions.npz"
-    save_shard(out, all_maps, all_ids, {**meta, "start": 0, "total": len(all_ids)})
-    again, again_ids, _ = gather_shards([out])
-    assert np.array_equal(again, maps) and again_ids == ids
-    assert json.loads(json.dumps(meta))  # plain JSON
-    # extra per-image arrays travel with the shards
-    assert load_shard_arrays(paths[1])["targets"].tolist() == [1, 2, 0, 1]
-    *_, arrays = gather_shards(paths, with_arrays=True)
-    assert arrays["targets"].tolist() == (np.arange(10) % 3).tolist()
-    with pytest.raises(ValueError, match="one row per image"):
-        save_shard(tmp_path / "bad.npz", maps[:2], ids[:2], {"start": 0, "total": 2}, arrays={"t": [1]})
-
-
-def test_gather_names_the_missing_shard(tmp_path):
-    paths, _, _ = _write_shards(tmp_path, skip=(1,))
-    with pytest.raises(ShardError, match=r"missing shard-1 \(images 4..7\)"):
-        gather_shards(paths)
-    paths, _, _ = _write_shards(tmp_path / "tail", skip=(2,))
-    with pytest.raises(ShardError, match=r"missing shard-2 \(images 8..9\)"):
-        gather_shards(paths)
-
-
-def test_gather_errors(tmp_path):
-    paths, _, ids = _write_shards(tmp_path)
-    with pytest.raises(ShardError, match="overlap"):
-        gather_shards(paths + [paths[0]])
-    with pytest.raises(ShardError, match="image 0"):
-        gather_shards(paths, expected_ids=["other"] + ids[1:])
-    other, _, _ = _write_shards(tmp_path / "b", method="other")
-    with pytest.raises(ShardError, match="disagree on 'method'"):
-        gather_shards(paths[:2] + other[2:])
-    with pytest.raises(ShardError, match="no shard files"):
-        gather_shards([])
-    with pytest.raises(ValueError, match="misses"):
-        save_shard(tmp_path / "x.npz", np.zeros((1, 2, 2)), ["a"], {"total": 1})
-    with pytest.raises(ValueError, match="does not fit"):
-        save_shard(tmp_path / "x.npz", np.zeros((2, 2, 2)), ["a", "b"], {"start": 0, "total": 1})
-
-
-def test_empty_selection_shard(tmp_path):
-    p = tmp_path / "shard-0.npz"
-    save_shard(p, np.zeros((0, 4, 4)), [], {"start": 0, "total": 0})
-    maps, ids, _ = gather_shards([p])
-    assert maps.shape == (0, 4, 4) and ids == []

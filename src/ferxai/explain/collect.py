@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ferxai.explain.selection import select_samples
-from ferxai.explain.store import create_store, gather_shards, load_shard, save_shard, write_attributions
+from ferxai.explain.shard_files import gather_shards, load_shard, save_shard
+from ferxai.explain.store import create_store, write_attributions
 
 log = logging.getLogger(__name__)
 

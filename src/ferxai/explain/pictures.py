@@ -10,7 +10,7 @@ import numpy as np
 
 from ferxai.classes import UNLABELLED, class_name
 from ferxai.explain.collect import load_inputs
-from ferxai.explain.store import load_shard
+from ferxai.explain.shard_files import load_shard
 from ferxai.plots.attribution import (
     image_to_rgb8,
     overlay,

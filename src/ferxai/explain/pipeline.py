@@ -26,7 +26,8 @@ from ferxai.explain.preflight import PreflightResult, images_per_call, run_prefl
 from ferxai.explain.registry import make_explainer
 from ferxai.explain.collect import load_inputs
 from ferxai.explain.shards import shard_range
-from ferxai.explain.store import mean_images, save_shard
+from ferxai.explain.mean_images import mean_images
+from ferxai.explain.shard_files import save_shard
 from ferxai.explain.targets import resolve_targets
 from ferxai.models import load_checkpoint
 
