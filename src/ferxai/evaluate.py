@@ -15,6 +15,7 @@ import torch.nn as nn
 from ferxai.classes import UNLABELLED, UNLABELLED_NAME, class_name
 from ferxai.device import resolve_device
 from ferxai.metrics import classification_summary, confusion_matrix
+from ferxai.settings import EvaluateSettings
 from ferxai.train import predict_logits
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def evaluate_model(
     labels: np.ndarray,
     ids: Sequence[str],
     classes: Sequence[str],
-    device: str = "auto",
-    batch_size: int = 256,
+    device: str = EvaluateSettings.device,
+    batch_size: int = EvaluateSettings.batch_size,
 ) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:
     """Predict uint8 images (N, C, H, W); returns (predictions, summary, confusion matrix).
 
@@ -76,7 +77,7 @@ def evaluate_model(
 def evaluate_checkpoint(
     checkpoint: str | Path,
     test_split: str | Path,
-    settings: Mapping[str, Any],
+    settings: Mapping[str, Any] | EvaluateSettings,
     summary_path: str | Path,
     confusion_path: str | Path,
     predictions_path: str | Path,
@@ -89,9 +90,9 @@ def evaluate_checkpoint(
     images, labels, ids = load_split_arrays(test_split, int(meta["input_size"]), int(meta["in_channels"]))
     if len(labels) == 0:
         raise ValueError(f"{test_split}: the test split is empty")
+    settings = EvaluateSettings.from_dict(settings)
     frame, summary, cm = evaluate_model(
-        model, images, labels, ids, classes,
-        device=settings.get("device", "auto"), batch_size=int(settings.get("batch_size", 256)),
+        model, images, labels, ids, classes, device=settings.device, batch_size=settings.batch_size,
     )
     summary = {
         **summary,

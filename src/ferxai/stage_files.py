@@ -28,18 +28,20 @@ __all__ = ["explain_targets", "write_epoch_table"]
 def explain_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
     """Explanation outputs of `experiment` that the workflow's `all` target asks for.
 
-    Mirrors the explanation part of ``experiment_targets`` in workflow/rules/common.smk, with the
-    schema's default of ``conditions: [clean]``; no methods configured means no targets.
+    Mirrors the explanation part of ``experiment_targets`` in workflow/rules/common.smk (unset
+    keys as ferxai.settings.ExplainSettings fills them); no methods configured means no targets.
     """
     if experiment not in (config.get("experiments") or {}):
         raise KeyError(f"experiment {experiment!r} is not in the configuration")
-    explain = config.get("explain") or {}
-    methods = list(explain.get("methods") or {})
+    from ferxai.settings import ExplainSettings
+
+    explain = ExplainSettings.from_dict(config.get("explain"))
+    methods = list(explain.methods)
     if not methods:
         return []
     root = f"results/{experiment}/explain"
     targets = [f"{root}/store.zarr"]
-    for condition in explain.get("conditions") or ["clean"]:
+    for condition in explain.conditions:
         targets.append(f"{root}/{condition}/grids")
         targets += [f"{root}/{condition}/{method}/gallery.png" for method in methods]
     return targets

@@ -1,0 +1,112 @@
+"""The evaluation and explanation settings, with their defaults stated here and nowhere else.
+
+config/schema.yaml checks the shape and range of what a user writes; these dataclasses say what an
+unset key means. The Snakefile resolves the config through them (so jobs receive complete
+settings and a changed default reruns what it changes), and the library functions take them.
+``tests/test_settings.py`` keeps the schema's property names, and any default it states, in step
+with the fields here.
+
+Stdlib only: the Snakefile builds these on every ``snakemake`` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, TypeVar
+
+from ferxai.config import ConfigError
+
+S = TypeVar("S", bound="Settings")
+
+
+class Settings:
+    """``from_dict`` / ``to_dict`` for a frozen dataclass of plain values and nested Settings."""
+
+    section: str = ""  # config key, for messages
+
+    @classmethod
+    def from_dict(cls: type[S], values: Mapping[str, Any] | S | None) -> S:
+        if isinstance(values, cls):
+            return values
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{cls.section}: unknown key(s) {unknown}; known: {sorted(known)}")
+        for f in known.values():
+            if f.name not in values:
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if isinstance(default, Settings):
+                values[f.name] = type(default).from_dict(values[f.name])
+            elif isinstance(values[f.name], list):
+                values[f.name] = tuple(values[f.name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-like values (tuples as lists), e.g. for a Snakemake param."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, Settings):
+                return value.to_dict()
+            if isinstance(value, (tuple, list)):
+                return [plain(v) for v in value]
+            if isinstance(value, Mapping):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(Settings):
+    section = "evaluate"
+
+    batch_size: int = 256
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class PreflightSettings(Settings):
+    """How each method's batch size is measured (ferxai.explain.preflight)."""
+
+    section = "explain.preflight"
+
+    # Candidates are capped by the images of the job they size; on a CPU small batches often
+    # win, on a GPU large ones do, so the range covers both.
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    memory_budget_mb: float = 4000.0
+    min_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class ExplainSettings(Settings):
+    section = "explain"
+
+    scope: str = "sets"
+    sets: tuple[str, ...] = ("high_confidence", "low_confidence", "misclassified")
+    num_each: int = 4
+    target: str = "predicted"
+    target_class: str | None = None
+    output: str = "logits"
+    conditions: tuple[str, ...] = ("clean",)
+    shard_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    preflight: PreflightSettings = field(default_factory=PreflightSettings)
+    overlay: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of plots.attribution.overlay
+    runner_layout: bool = False
+    methods: Mapping[str, Any] = field(default_factory=dict)  # label -> parameters (explain.catalog)
+
+    def selection(self) -> dict[str, Any]:
+        """What choosing the images to explain depends on."""
+        return {"scope": self.scope, "sets": list(self.sets), "num_each": self.num_each}
+
+    def run(self) -> dict[str, Any]:
+        """What every attribution job of a method depends on besides the method's own parameters."""
+        keys = ("target", "target_class", "output", "seed", "device", "shard_size", "preflight")
+        full = self.to_dict()
+        return {key: full[key] for key in keys}
+
+
+__all__ = ["EvaluateSettings", "ExplainSettings", "PreflightSettings", "Settings"]
