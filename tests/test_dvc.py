@@ -100,7 +100,8 @@ def built(tmp_path_factory) -> Built:
     repo = make_workdir(tmp_path_factory.mktemp("dvc") / "repo", json.loads(json.dumps(TINY)))
     add_default_profile(repo)
     add_library(repo)
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile", ".dvc/config", ".dvc/.gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile", ".dvc/config", ".dvc/.gitignore",
+                 "tools/dvc-stage"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(Path(REPO) / name, repo / name)
     git(repo, "init", "-q")
@@ -177,6 +178,27 @@ def test_push_and_pull_through_a_local_folder(built, local_remote, tmp_path):
     assert UP_TO_DATE in dvc(fresh, "status")
     assert planned_rules(fresh) == set()
     assert tree(fresh) == tree(built.repo)
+
+
+@slow
+def test_stages_find_the_checkouts_virtualenv_without_it_on_path(built, tmp_path):
+    """`dvc repro` run as `.venv/bin/dvc repro`, virtualenv not activated: DVC deletes a stage's
+    outs before its command runs, so the command must not depend on PATH to find snakemake."""
+    fresh = clone(built.repo, tmp_path / "clone")
+    bare = {**environment(), "PATH": "/usr/bin:/bin"}
+    bare.pop("VIRTUAL_ENV", None)
+    bare.pop("FERXAI_VENV", None)
+    assert subprocess.run(["sh", "-c", "command -v snakemake"], env=bare).returncode != 0
+
+    failed = subprocess.run([sys.executable, "-m", "dvc", "repro", "data@tiny"], cwd=fresh, env=bare,
+                            capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert "no virtualenv with snakemake found" in failed.stdout + failed.stderr
+
+    (fresh / ".venv").symlink_to(BIN.parent)  # where `make run` puts it
+    dvc(fresh, "repro", "data@tiny", env=bare)
+    assert (fresh / "results/data/tiny/splits/test.csv").read_bytes() == \
+        (built.repo / "results/data/tiny/splits/test.csv").read_bytes()
 
 
 @pytest.fixture()
