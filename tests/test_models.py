@@ -23,7 +23,7 @@ from ferxai.models import (
     model_normalization,
     model_options,
 )
-from ferxai.models.zoo import IMAGENET_MEAN, IMAGENET_STD
+from ferxai.models.common import IMAGENET_MEAN, IMAGENET_STD
 
 ARCHS = ["fer_cnn", "resnet18", "resnet34", "resnet50", "densenet121", "vit_small"]
 SIZES = [32, 48, 64]
@@ -236,7 +236,7 @@ def test_pretrained_rgb_keeps_first_conv(monkeypatch):
 def test_pretrained_small_stem_is_reinitialised_with_warning(monkeypatch, caplog):
     import torchvision
     ref, _ = _fake_weights(torchvision.models.densenet121, monkeypatch, DenseNet121_Weights)
-    with caplog.at_level(logging.WARNING, logger="ferxai.models.zoo"):
+    with caplog.at_level(logging.WARNING, logger="ferxai.models.common"):
         model = build_model("densenet121", 7, 1, 48, pretrained=True)
     assert "re-initialised" in caplog.text
     assert model.features.conv0.weight.shape == (64, 1, 3, 3)

@@ -11,7 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ferxai.explain.base import ExplainerConfigError
-from ferxai.models.zoo import DEFAULT_TARGET_LAYERS, default_target_layer
+from ferxai.models import catalog
+from ferxai.models.zoo import built_target_layer
 
 
 class LayerNotFoundError(ExplainerConfigError):
@@ -33,24 +34,15 @@ def resolve_layer(model: nn.Module, path: str) -> nn.Module:
     raise LayerNotFoundError(f"{type(model).__name__} has no layer {path!r}; {hint}")
 
 
-def _arch_options(model: nn.Module, arch: str) -> dict[str, Any]:
-    """The zoo options that decide `arch`'s default layer path, read back from the built model."""
-    if arch == "fer_cnn":
-        return {"widths": [block.conv1.out_channels for block in model.features]}
-    if arch == "vit_small":
-        return {"num_layers": len(model.encoder.layers)}
-    return {}
-
-
 def default_layer_path(model: nn.Module, arch: str) -> str:
-    """The zoo's conventional target layer for `arch`, as built (e.g. fer_cnn's block count)."""
-    if arch not in DEFAULT_TARGET_LAYERS:
+    """The catalog's conventional target layer for `arch`, as built (e.g. fer_cnn's block count)."""
+    if arch not in catalog.ARCHITECTURES:
         raise LayerNotFoundError(
-            f"no default target layer for model {arch!r} (known: {', '.join(DEFAULT_TARGET_LAYERS)}); "
+            f"no default target layer for model {arch!r} (known: {', '.join(catalog.ARCHITECTURES)}); "
             f"set the method's `layer` parameter to a dotted module path"
         )
     try:
-        return default_target_layer(arch, _arch_options(model, arch))
+        return built_target_layer(model, arch)
     except (AttributeError, TypeError) as err:
         raise LayerNotFoundError(f"cannot read the default target layer of {arch!r} from "
                                  f"{type(model).__name__}: {err}") from err

@@ -18,12 +18,15 @@ That silently goes wrong (or raises deep inside Captum) when
 
 :func:`prepare_for_attribution` returns a deep copy with all five fixed, computing exactly the
 same outputs, with every existing module name unchanged (target layers such as ``layer4`` or
-``features.norm5`` still resolve). Fixes (2)-(4) swap the ``__class__`` of known blocks for a
+``features.norm5`` still resolve). Fixes (1) and (5) are generic and live here: in-place flags are
+cleared, and every activation module gets a forward pre-hook that hands it a copy of its input,
+so each hook sits on its own tensor. Fixes (2)-(4) depend on the architecture and live in its
+module (``make_attributable`` in ``ferxai.models.resnet``, ``ferxai.models.densenet``; found
+through `ferxai.models.zoo.make_attributable`): they swap the ``__class__`` of known blocks for a
 subclass whose ``forward`` uses separate modules (``relu``, ``relu2``, ``relu3``; DenseNet's
-``relu_out``) and out-of-place adds; fix (5) gives every activation module a forward pre-hook
-that hands it a copy of its input, so each hook sits on its own tensor. Reuse that no known fix
-removes is found generically: a probe forward counts the calls of every activation module, and
-:class:`SurgeryError` names the culprits.
+``relu_out``) and out-of-place adds. Reuse that no known fix removes is found generically: a
+probe forward counts the calls of every activation module, and :class:`SurgeryError` names the
+culprits.
 """
 
 from __future__ import annotations
@@ -36,10 +39,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from ferxai.models.zoo import NormalizedDenseNet
+from ferxai.models.zoo import make_attributable
 
 log = logging.getLogger(__name__)
 
@@ -59,69 +60,7 @@ class SurgeryError(RuntimeError):
     """The model still reuses activation modules after surgery; the message names them."""
 
 
-# --------------------------------------------------------------------------- attributable blocks
-
-
-class AttributableBasicBlock(BasicBlock):
-    """torchvision BasicBlock with one ReLU module per call and an out-of-place residual add."""
-
-    relu2: nn.Module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu2(out + identity)
-
-
-class AttributableBottleneck(Bottleneck):
-    """torchvision Bottleneck with one ReLU module per call and an out-of-place residual add."""
-
-    relu2: nn.Module
-    relu3: nn.Module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu3(out + identity)
-
-
-class AttributableDenseNet(NormalizedDenseNet):
-    """The zoo's DenseNet with its final (functional) ReLU as a module, `relu_out`."""
-
-    relu_out: nn.Module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu_out(self.features(self.input_norm(x)))
-        out = torch.flatten(F.adaptive_avg_pool2d(out, (1, 1)), 1)
-        return self.classifier(out)
-
-
-def _fresh_relu() -> nn.ReLU:
-    return nn.ReLU(inplace=False)
-
-
-def _fix_known_blocks(model: nn.Module) -> int:
-    """Swap known blocks for their attributable subclasses; returns how many were changed."""
-    changed = 0
-    for module in model.modules():
-        cls = type(module)
-        if cls is BasicBlock:
-            module.__class__ = AttributableBasicBlock
-            module.relu2 = _fresh_relu()
-        elif cls is Bottleneck:
-            module.__class__ = AttributableBottleneck
-            module.relu2 = _fresh_relu()
-            module.relu3 = _fresh_relu()
-        elif cls is NormalizedDenseNet:
-            module.__class__ = AttributableDenseNet
-            module.relu_out = _fresh_relu()
-        else:
-            continue
-        changed += 1
-    return changed
+# --------------------------------------------------------------------------- generic fixes
 
 
 def _clone_input(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -206,7 +145,7 @@ def prepare_for_attribution(model: nn.Module, example_input: torch.Tensor | None
     """
     prepared = copy.deepcopy(model)
     _no_inplace(prepared)
-    _fix_known_blocks(prepared)
+    make_attributable(prepared)
     _separate_activation_inputs(prepared)
     prepared.eval()
     reused = reused_activations(prepared, example_input) if check_reuse else {}

@@ -8,6 +8,7 @@ with ``weights_only=False``: a checkpoint may come from anywhere (bring-your-own
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import pickle
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from ferxai import __version__ as FERXAI_VERSION
@@ -49,7 +49,9 @@ def library_versions() -> dict[str, str]:
     return {
         # str(): torch.__version__ is a TorchVersion, which weights-only loading refuses.
         "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
+        # The installed distribution's version: importing torchvision for its __version__ would
+        # cost every job that loads a fer_cnn (which needs no torchvision) its import.
+        "torchvision": importlib.metadata.version("torchvision"),
         "ferxai": FERXAI_VERSION,
         "python": platform.python_version(),
     }
