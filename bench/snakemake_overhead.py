@@ -32,9 +32,10 @@ jobs up to the checkpoint (its targets: splits summary, samples.csv, evaluation 
 
 Sizes: a target N picks E experiments, C noise conditions and M methods growing with N and solves
 for S shards per (experiment, condition, method); the planned count is read back from the dry
-run's job-stats table. Spec cache (~/.cache/ferxai, see src/ferxai/specs.py): "cold" runs get an
-empty XDG_CACHE_HOME, so config validation imports torch and the method libraries; "warm" runs
-share one filled beforehand. The default config's no-op is measured on a copy of this checkout's
+run's job-stats table. "Cold" runs get an empty XDG_CACHE_HOME and "warm" runs share one filled
+beforehand; since config validation reads the import-free method and architecture catalogs
+(ferxai.explain.catalog, ferxai.models.catalog) instead of a spec cache there, the two should now
+agree (the figures in BENCHMARKS.md predate that). The default config's no-op is measured on a copy of this checkout's
 results/ and .snakemake/ (cp -a keeps mtimes); if the copy is not up to date (a script or the
 config was edited after the last real run), it is brought up to date with `--touch` first and the
 reason is recorded.

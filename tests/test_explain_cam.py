@@ -64,7 +64,8 @@ def _check(maps, x):
 def test_registry_classes():
     for name in CAMS:
         cls = get_method(name)
-        assert (cls.name, cls.family, cls.library, cls.signed) == (name, "cam", "pytorch-grad-cam", False)
+        # library: the pip distribution (pytorch_grad_cam is distributed as grad-cam)
+        assert (cls.name, cls.family, cls.library, cls.signed) == (name, "cam", "grad-cam", False)
     assert "target_layer" not in get_method("fullgrad").defaults
 
 

@@ -175,9 +175,12 @@ def check_dataset_options(name: str, dataset: Mapping[str, Any]) -> None:
 
 
 def check_model_options(name: str, model: Mapping[str, Any]) -> None:
-    from ferxai.specs import load_specs
+    from ferxai.models.catalog import ModelConfigError, model_options
 
-    allowed = load_specs()["models"][model["arch"]]
+    try:
+        allowed = model_options(model["arch"])
+    except ModelConfigError as err:
+        raise ConfigError(f"models.{name}.arch: {err}") from None
     unknown = sorted(set(model.get("options") or {}) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -191,24 +194,22 @@ def explain_methods(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
     A label is the registry name itself (`saliency: {}`) or any name with a `method:` key, so
     one method can run with several settings (`ig_blur: {method: integrated_gradients, baseline: blur}`).
-    Parameter names and types are checked here, before any job runs.
+    Parameters are checked against the method catalog here, before any job runs: names, types,
+    ranges and choices; the error's key is `explain.methods.<label>.<param>`.
     """
-    from ferxai.explain.params import ExplainerConfigError, check_method_params
-    from ferxai.specs import load_specs
+    from ferxai.explain import catalog
+    from ferxai.explain.params import ExplainerConfigError
 
-    specs = load_specs()["methods"]
     methods = {}
     for label, entry in ((config.get("explain") or {}).get("methods") or {}).items():
         params = dict(entry or {})
+        named = "method" in params
         name = params.pop("method", label)
         try:
-            if name not in specs:
-                raise ExplainerConfigError(
-                    f"unknown explanation method {name!r}; known: {', '.join(sorted(specs))}")
-            if "error" in specs[name]:
-                raise ExplainerConfigError(f"method {name!r} is unavailable: {specs[name]['error']}")
-            check_method_params(name, specs[name]["defaults"], params)
+            catalog.check_params(name, params)
         except ExplainerConfigError as err:
-            raise ConfigError(f"explain.methods.{label}: {err}") from None
+            param = "method" if err.param is None and named else err.param
+            key = f"explain.methods.{label}" + (f".{param}" if param else "")
+            raise ConfigError(f"{key}: {err}") from None
         methods[label] = {"method": name, "params": params}
     return methods

@@ -1,7 +1,7 @@
 """Explanation methods behind one registry, with the shared pieces they need (targets, surgery).
 
 A method is one small file in `ferxai.explain.methods` defining an `Explainer` subclass, plus one
-entry in `ferxai.explain.registry.METHODS`.
+entry in `ferxai.explain.catalog` (its parameters, their checks and its cost model).
 
 Names are resolved lazily: every workflow job is a fresh process, and the light steps (selection,
 gather, pictures) should not pay for importing torch through this package.
@@ -11,7 +11,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "Explainer": "ferxai.explain.base",
-    "ExplainerConfigError": "ferxai.explain.base",
+    "ExplainerConfigError": "ferxai.explain.params",
     "UnsupportedModelError": "ferxai.explain.base",
     "METHODS": "ferxai.explain.registry",
     "get_method": "ferxai.explain.registry",

@@ -13,7 +13,7 @@ evaluated in one forward pass (set by the preflight).
 
 from __future__ import annotations
 
-import copy
+import types
 import warnings
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Mapping
@@ -21,7 +21,8 @@ from typing import Any, ClassVar, Mapping
 import torch
 import torch.nn as nn
 
-from ferxai.explain.params import ExplainerConfigError, check_method_params
+from ferxai.explain import catalog
+from ferxai.explain.params import ExplainerConfigError
 
 
 _BLAS_CONTROLLER = None
@@ -63,36 +64,70 @@ class SoftmaxOutput(nn.Module):
 
 
 class Explainer:
-    """Base class: subclasses set the class attributes and implement `_attribute`.
+    """Base class: subclasses set `name` and implement `_attribute` (and `validate` for model checks).
 
-    Class attributes
-    ----------------
+    Everything else about a method is its `ferxai.explain.catalog` entry (`spec`), copied onto
+    the class when it is defined:
+
     name        registry name, e.g. "integrated_gradients"
     family      "gradient" | "cam" | "perturbation" | "lrp"
-    library     backing library ("captum", "pytorch-grad-cam", "zennit", "shap", "lime", "ferxai")
+    library     pip distribution it needs ("captum", "grad-cam", "zennit", "shap", "lime"; None: ours)
     defaults    parameter defaults; any other keyword is rejected by name
-    signed      True when attributions carry a sign (diverging colormap)
+    signed      True when attributions carry a sign (diverging colormap); per instance where the
+                parameters decide it
+
+    A class whose `name` is not in the catalog (a test double) states `defaults` (and `family`,
+    `library`, `signed`) itself; its parameters are then checked by type only.
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
-    library: ClassVar[str] = ""
+    library: ClassVar[str | None] = None
     defaults: ClassVar[Mapping[str, Any]] = {}
     signed: ClassVar[bool] = False
+    spec: ClassVar[catalog.Method | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if not name:
+            return  # a shared base (CamExplainer, PerturbationExplainer), not a method
+        spec = catalog.METHODS.get(name)
+        if spec is None:
+            spec = catalog.Method(name, cls.family, cls.library, f"{cls.__module__}:{cls.__qualname__}",
+                                  catalog.infer_params(cls.defaults), signed=cls.signed)
+        else:
+            stated = sorted(k for k in ("family", "library", "defaults", "signed") if k in cls.__dict__)
+            if stated:
+                raise TypeError(f"{cls.__qualname__}: {', '.join(stated)} of method {name!r} come from "
+                                f"its entry in ferxai.explain.catalog; do not state them in the class")
+        cls.spec = spec
+        cls.family, cls.library = spec.family, spec.library
+        cls.defaults = types.MappingProxyType(spec.defaults)
+        cls.signed = spec.is_signed()
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:
-        """Names and types against `defaults`, without a model."""
-        check_method_params(cls.name, cls.defaults, params)
+        """Names, types, values and cross-parameter rules from the catalog, without a model."""
+        cls._spec().check(params)
+
+    @classmethod
+    def _spec(cls) -> catalog.Method:
+        if cls.spec is None:
+            raise TypeError(f"{cls.__qualname__} is not a method (it has no name)")
+        return cls.spec
 
     def __init__(self, model: nn.Module, *, arch: str = "", output: str = "logits",
                  batch_size: int = 64, **params: Any):
-        self.check_params(params)
+        spec = self._spec()
         if output not in ("logits", "softmax"):
-            raise ExplainerConfigError(f"method {self.name!r}: output must be 'logits' or 'softmax', got {output!r}")
+            raise ExplainerConfigError(f"method {self.name!r}: output must be 'logits' or 'softmax', got {output!r}",
+                                       method=self.name)
         if batch_size < 1:
-            raise ExplainerConfigError(f"method {self.name!r}: batch_size must be >= 1, got {batch_size}")
-        self.params: dict[str, Any] = {**copy.deepcopy(dict(self.defaults)), **params}
+            raise ExplainerConfigError(f"method {self.name!r}: batch_size must be >= 1, got {batch_size}",
+                                       method=self.name)
+        self.params: dict[str, Any] = spec.resolve(params)
+        self.signed = spec.is_signed(self.params)
         self.arch = arch or type(model).__name__
         self.output = output
         self.batch_size = int(batch_size)
@@ -104,11 +139,22 @@ class Explainer:
 
     # -- to override -------------------------------------------------------------------------
     def validate(self) -> None:
-        """Check `self.params` (raise ExplainerConfigError) and the model (UnsupportedModelError)."""
+        """Check the model (UnsupportedModelError, or ExplainerConfigError for a layer it lacks).
+
+        Parameter values are already checked against the catalog."""
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """Image side of the last `attribute` call (the catalog's default before the first)."""
+        return getattr(self, "_hw", catalog.DEFAULT_HW)
+
+    def cost_inputs(self) -> dict[str, Any]:
+        """What the catalog's cost model needs besides the parameters (image side; channels)."""
+        return {"hw": self.hw}
 
     def passes_per_image(self) -> float:
         """Cost model: model passes per explained image (forward or forward+backward)."""
-        return 1.0
+        return self._spec().passes_per_image(self.params, **self.cost_inputs())
 
     def model_inputs_per_image(self) -> float:
         """Model inputs one image contributes to a single forward pass.
@@ -117,7 +163,10 @@ class Explainer:
         `passes_per_image`; a method that iterates (Meaningful Perturbation optimises a mask step by
         step) puts one input per image in each pass and batches across images instead.
         """
-        return self.passes_per_image()
+        spec = self._spec()
+        if spec.inputs is None:
+            return self.passes_per_image()
+        return spec.model_inputs_per_image(self.params, **self.cost_inputs())
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -126,6 +175,7 @@ class Explainer:
     def attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if inputs.ndim != 4:
             raise ValueError(f"method {self.name!r}: inputs must be (N, C, H, W), got shape {tuple(inputs.shape)}")
+        self._hw = (int(inputs.shape[2]), int(inputs.shape[3]))
         targets = torch.as_tensor(targets, dtype=torch.long, device=inputs.device).reshape(-1)
         if len(targets) != len(inputs):
             # pytorch-grad-cam silently zeroes images without a target; refuse instead.

@@ -25,32 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from ferxai.explain.base import ExplainerConfigError
+# The kinds (and which a method accepts for `baseline`) are stated in the catalog.
+from ferxai.explain.catalog import BASELINES
 
-BASELINES: tuple[str, ...] = ("black", "blur", "uniform", "mean", "class_mean")
-DISTRIBUTIONS: tuple[str, ...] = BASELINES + ("reference",)
-# Kinds giving a different draw each time; the others give one baseline per image.
-RANDOM_KINDS: frozenset[str] = frozenset({"uniform", "reference"})
 # Which set_reference() argument each data-dependent kind needs.
 NEEDS: dict[str, str] = {"mean": "mean_image", "class_mean": "class_means", "reference": "images"}
-
-
-def require(explainer: Any, param: str, ok: bool, expected: str) -> None:
-    """Raise ExplainerConfigError naming method and parameter unless `ok`."""
-    if not ok:
-        raise ExplainerConfigError(
-            f"method {explainer.name!r}: parameter {param!r} must be {expected}, "
-            f"got {explainer.params.get(param)!r}"
-        )
-
-
-def is_int(value: Any, lo: int = 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= lo
-
-
-def is_number(value: Any, lo: float = 0.0, hi: float = math.inf, lo_open: bool = False) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return False
-    return (value > lo if lo_open else value >= lo) and value <= hi
 
 
 # --------------------------------------------------------------------------- kinds
@@ -156,11 +135,9 @@ class ReferenceBaselines:
     data-dependent kinds; :meth:`required_references` lists what the parameters need.
     """
 
-    # set by the Explainer base class
+    # set by the Explainer base class (`baseline` is one of the kinds its catalog entry allows)
     name: str
     params: dict[str, Any]
-    # which kinds this method accepts for `baseline`
-    baseline_kinds: tuple[str, ...] = BASELINES
 
     def set_reference(
         self, mean_image: torch.Tensor | None = None, class_means: torch.Tensor | None = None,
@@ -187,13 +164,6 @@ class ReferenceBaselines:
         """The set_reference() arguments the configured baseline needs (empty when none)."""
         need = NEEDS.get(self.params.get("baseline", ""))
         return (need,) if need else ()
-
-    def _validate_baseline_params(self) -> None:
-        kinds = self.baseline_kinds
-        require(self, "baseline", self.params.get("baseline") in kinds, f"one of {', '.join(kinds)}")
-        if "blur_sigma" in self.params:
-            require(self, "blur_sigma", is_number(self.params["blur_sigma"], 0.0, lo_open=True),
-                    "a positive number of pixels")
 
     def _references_for(self) -> dict[str, torch.Tensor]:
         refs = getattr(self, "_references", {})

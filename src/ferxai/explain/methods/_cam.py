@@ -1,6 +1,7 @@
 """Shared base of the CAM family: every method is pytorch-grad-cam's class of the same name.
 
-A subclass sets `cam_class` (the pytorch-grad-cam class) and, where it differs, the cost model.
+A subclass sets `cam_class` (the pytorch-grad-cam class); parameters and cost model are its entry
+in `ferxai.explain.catalog`.
 What this base adds around the library:
 
 * **Target layer** — ``target_layer`` is a dotted path into the zoo model (``layer4``,
@@ -45,11 +46,8 @@ import torch.nn as nn
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ferxai.explain.base import Explainer, ExplainerConfigError
+from ferxai.explain.catalog import AUG_SMOOTH_PASSES
 from ferxai.explain.layers import LayerNotFoundError, default_layer_path, resolve_layer
-
-# Test-time augmentations BaseCAM averages over with aug_smooth: HorizontalFlip (2) x Multiply
-# (0.9, 1, 1.1) (3); each is one full CAM computation. Checked against the library in the tests.
-AUG_SMOOTH_PASSES = 6
 
 # Side of the dummy image used to probe a target layer's output shape when no image has been
 # seen yet (ViT models use their own `image_size`). 64 px suits every zoo CNN.
@@ -80,24 +78,14 @@ def _quiet_progress(module: types.ModuleType) -> Iterator[None]:
 
 
 class CamExplainer(Explainer):
-    """Base of the CAM family; subclasses set `cam_class` and the cost model."""
-
-    family = "cam"
-    library = "pytorch-grad-cam"
-    signed = False
-    defaults = {"target_layer": None, "aug_smooth": False, "eigen_smooth": False}
+    """Base of the CAM family; subclasses set `cam_class` (parameters and cost: the catalog)."""
 
     cam_class: ClassVar[type]             # the pytorch-grad-cam class
     uses_gradients: ClassVar[bool] = True
     uses_target_layer: ClassVar[bool] = True
-    per_channel: ClassVar[bool] = False   # one forward pass per target-layer channel
-    extra_passes: ClassVar[int] = 0       # passes besides the per-channel ones
 
     # -- set-up ---------------------------------------------------------------------------
     def validate(self) -> None:
-        for key in ("aug_smooth", "eigen_smooth"):
-            if key in self.defaults and not isinstance(self.params[key], bool):
-                raise ExplainerConfigError(f"method {self.name!r}: {key} must be true or false")
         self._layer_path: str | None = None
         self._layer: nn.Module | None = None
         self._layer_shape: tuple[int, ...] | None = None  # probed output shape, batch of 1
@@ -107,9 +95,6 @@ class CamExplainer(Explainer):
             if path is None:
                 path = self._default_layer_path()
             self._layer_path = path
-            if not isinstance(path, str) or not path:
-                raise ExplainerConfigError(
-                    f"method {self.name!r}: target_layer must be a dotted module path like 'layer4', got {path!r}")
             try:
                 self._layer = resolve_layer(self.model, path)
             except LayerNotFoundError as err:
@@ -121,11 +106,12 @@ class CamExplainer(Explainer):
         except LayerNotFoundError as err:
             raise ExplainerConfigError(f"method {self.name!r}: {err}; set target_layer") from None
 
-    # -- cost model -----------------------------------------------------------------------
-    def passes_per_image(self) -> float:
-        passes = self.extra_passes + (self.layer_channels() if self.per_channel else 0)
-        passes = max(passes, 1)
-        return float(passes * (AUG_SMOOTH_PASSES if self.params.get("aug_smooth") else 1))
+    # -- cost model (the catalog's; per-channel CAMs need the target layer's width) -----------
+    def cost_inputs(self) -> dict[str, Any]:
+        inputs = super().cost_inputs()
+        if self._spec().needs_channels:
+            inputs["channels"] = self.layer_channels()
+        return inputs
 
     def layer_channels(self) -> int:
         """Channels of the target layer's output (feature maps: dim 1; ViT tokens: dim 2)."""

@@ -1,4 +1,4 @@
-"""Shared pieces of the perturbation methods: parameter checks, masks, fills, batched forwards.
+"""Shared pieces of the perturbation methods: masks, fills, batched forwards, segmentation.
 
 Every perturbation method reduces to "evaluate the model on many perturbed copies of each image".
 The copies are never materialised all at once: a method describes perturbation number `k` of the
@@ -15,59 +15,13 @@ channels-last tensor on the CPU (see :func:`fast_layout`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ferxai.explain.base import Explainer, ExplainerConfigError
-
-# Baseline kinds (ferxai.explain.baselines) that fill a removed region deterministically.
-FILL_KINDS: tuple[str, ...] = ("black", "blur", "mean", "class_mean")
-
-# Input side assumed by `passes_per_image` before the first `attribute` call tells the real one
-# (the preflight asks before measuring; FER images are 48 px).
-DEFAULT_HW = (48, 48)
-
-
-# --------------------------------------------------------------------------- parameter checks
-
-def config_error(method: str, param: str, message: str) -> ExplainerConfigError:
-    return ExplainerConfigError(f"method {method!r}: parameter {param!r} {message}")
-
-
-def check_int(method: str, params: dict, name: str, minimum: int = 1) -> int:
-    value = params[name]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise config_error(method, name, f"must be an integer >= {minimum}, got {value!r}")
-    params[name] = int(value)
-    return int(value)
-
-
-def check_float(method: str, params: dict, name: str, low: float = 0.0, high: float = math.inf,
-                low_open: bool = False, high_open: bool = False) -> float:
-    value = params[name]
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(float(value))
-    if ok:
-        v = float(value)
-        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise config_error(method, name, f"must be a number in {lo}{low}, {high}{hi}, got {value!r}")
-    params[name] = float(value)
-    return float(value)
-
-
-def check_choice(method: str, params: dict, name: str, choices: Sequence[Any]) -> Any:
-    value = params[name]
-    if value not in choices:
-        raise config_error(method, name, f"must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def check_seed(method: str, params: dict, name: str = "seed") -> int:
-    return check_int(method, params, name, minimum=0)
-
+from ferxai.explain.base import Explainer
+from ferxai.explain.catalog import window_count
 
 # --------------------------------------------------------------------------- fills and masks
 
@@ -77,8 +31,7 @@ def window_offsets(size: int, window: int, stride: int) -> list[int]:
     ceil((size - window) / stride) + 1 positions at multiples of `stride`; the last one may run
     past the border and is then cut off there, so every pixel is covered.
     """
-    count = math.ceil((size - window) / stride) + 1
-    return [k * stride for k in range(count)]
+    return [k * stride for k in range(window_count(size, window, stride))]
 
 
 def window_masks(height: int, width: int, window: int, stride: int, device: torch.device) -> torch.Tensor:
@@ -102,15 +55,6 @@ def patch_labels(height: int, width: int, patch: int, device: torch.device) -> t
     c = torch.arange(width, device=device) // patch
     n_cols = math.ceil(width / patch)
     return r[:, None] * n_cols + c[None, :]
-
-
-def n_windows(hw: tuple[int, int], window: int, stride: int) -> int:
-    h, w = hw
-    return len(window_offsets(h, min(window, h), stride)) * len(window_offsets(w, min(window, w), stride))
-
-
-def n_patches(hw: tuple[int, int], patch: int) -> int:
-    return math.ceil(hw[0] / patch) * math.ceil(hw[1] / patch)
 
 
 # --------------------------------------------------------------------------- batched forwards
@@ -237,19 +181,8 @@ def segment(
 # --------------------------------------------------------------------------- base class
 
 class PerturbationExplainer(Explainer):
-    """Explainer with the input side remembered for the cost model.
+    """Base of the perturbation family (its cost models follow the image side, see `Explainer.hw`)."""
 
-    Pass counts depend on the image side (windows, patches), which the explainer learns only
-    from its first `attribute` call; until then `hw` is :data:`DEFAULT_HW`.
-    """
 
-    family = "perturbation"
-
-    @property
-    def hw(self) -> tuple[int, int]:
-        return getattr(self, "_hw", DEFAULT_HW)
-
-    def attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if inputs.ndim == 4:
-            self._hw = (int(inputs.shape[2]), int(inputs.shape[3]))
-        return super().attribute(inputs, targets)
+__all__ = ["PerturbationExplainer", "fast_layout", "forward_chunks", "masked_scores", "patch_labels",
+           "segment", "window_masks", "window_offsets"]

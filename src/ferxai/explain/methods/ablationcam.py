@@ -28,8 +28,6 @@ class AblationCAM(CamExplainer):
     name = "ablationcam"
     cam_class = pytorch_grad_cam.AblationCAM
     uses_gradients = False
-    per_channel = True
-    extra_passes = 2
 
     def _cam_kwargs(self) -> dict[str, Any]:
         # A fresh ablation layer per call: the library's default argument is one shared instance

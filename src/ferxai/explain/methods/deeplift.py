@@ -42,17 +42,9 @@ class DeepLift(ReferenceBaselines, Explainer):
     attributions no longer sum exactly to the probability difference."""
 
     name = "deeplift"
-    family = "gradient"
-    library = "captum"
-    defaults = {"baseline": "black", "blur_sigma": 5.0}
-    signed = True
 
     def validate(self) -> None:
-        self._validate_baseline_params()
         prepare_deeplift_model(self)
-
-    def passes_per_image(self) -> float:
-        return 2.0  # input and baseline
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return deeplift_rows(self, inputs, self._baseline(inputs, targets), targets)

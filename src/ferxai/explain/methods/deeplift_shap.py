@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import DISTRIBUTIONS, RANDOM_KINDS, ReferenceBaselines, is_int, require
+from ferxai.explain.baselines import ReferenceBaselines
+from ferxai.explain.catalog import RANDOM_KINDS
 from ferxai.explain.methods.deeplift import deeplift_rows, prepare_deeplift_model
 
 
@@ -23,23 +24,13 @@ class DeepLiftShap(ReferenceBaselines, Explainer):
     Draws use torch's global RNG."""
 
     name = "deeplift_shap"
-    family = "gradient"
-    library = "captum"
-    defaults = {"n_baselines": 8, "baseline": "uniform", "blur_sigma": 5.0}
-    signed = True
-    baseline_kinds = DISTRIBUTIONS
 
     def validate(self) -> None:
-        require(self, "n_baselines", is_int(self.params["n_baselines"], 1), "an integer >= 1")
-        self._validate_baseline_params()
         prepare_deeplift_model(self)
 
     def n_effective(self) -> int:
         """Baselines actually used per image: deterministic kinds would repeat one baseline."""
         return int(self.params["n_baselines"]) if self.params["baseline"] in RANDOM_KINDS else 1
-
-    def passes_per_image(self) -> float:
-        return 2.0 * self.n_effective()
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n = self.n_effective()

@@ -23,4 +23,3 @@ class EigenCAM(CamExplainer):
     name = "eigencam"
     cam_class = _BatchedEigenCAM
     uses_gradients = False
-    extra_passes = 1

@@ -21,4 +21,3 @@ class _BatchedEigenGradCAM(pytorch_grad_cam.EigenGradCAM):
 class EigenGradCAM(CamExplainer):
     name = "eigengradcam"
     cam_class = _BatchedEigenGradCAM
-    extra_passes = 1

@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 
 from ferxai.explain.baselines import ReferenceBaselines
-from ferxai.explain.methods._perturb import (
-    FILL_KINDS, PerturbationExplainer, check_int, masked_scores, n_patches, patch_labels,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores, patch_labels
 
 
 class FeatureAblation(ReferenceBaselines, PerturbationExplainer):
@@ -25,17 +23,6 @@ class FeatureAblation(ReferenceBaselines, PerturbationExplainer):
     """
 
     name = "feature_ablation"
-    library = "ferxai"
-    defaults = {"patch_size": 4, "baseline": "black", "blur_sigma": 5.0}
-    baseline_kinds = FILL_KINDS
-    signed = True
-
-    def validate(self) -> None:
-        check_int(self.name, self.params, "patch_size")
-        self._validate_baseline_params()
-
-    def passes_per_image(self) -> float:
-        return float(n_patches(self.hw, self.params["patch_size"]) + 1)
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n, _, h, w = inputs.shape

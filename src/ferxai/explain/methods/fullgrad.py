@@ -75,9 +75,7 @@ class _BatchedFullGrad(pytorch_grad_cam.FullGrad):
 class FullGrad(CamExplainer):
     name = "fullgrad"
     cam_class = _BatchedFullGrad
-    defaults = {"aug_smooth": False, "eigen_smooth": False}
     uses_target_layer = False
-    extra_passes = 1
 
     def validate(self) -> None:
         super().validate()

@@ -13,4 +13,3 @@ from ferxai.explain.methods._cam import CamExplainer
 class GradCAM(CamExplainer):
     name = "gradcam"
     cam_class = pytorch_grad_cam.GradCAM
-    extra_passes = 1

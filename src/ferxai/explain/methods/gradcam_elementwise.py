@@ -13,4 +13,3 @@ from ferxai.explain.methods._cam import CamExplainer
 class GradCAMElementWise(CamExplainer):
     name = "gradcam_elementwise"
     cam_class = pytorch_grad_cam.GradCAMElementWise
-    extra_passes = 1

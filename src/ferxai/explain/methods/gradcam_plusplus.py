@@ -13,4 +13,3 @@ from ferxai.explain.methods._cam import CamExplainer
 class GradCAMPlusPlus(CamExplainer):
     name = "gradcam_plusplus"
     cam_class = pytorch_grad_cam.GradCAMPlusPlus
-    extra_passes = 1

@@ -17,7 +17,7 @@ import torch
 from captum.attr._core.gradient_shap import InputBaselineXGradient
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import DISTRIBUTIONS, ReferenceBaselines, is_int, is_number, require
+from ferxai.explain.baselines import ReferenceBaselines
 
 
 @contextmanager
@@ -38,20 +38,6 @@ class GradientShap(ReferenceBaselines, Explainer):
     ferxai.explain.baselines); ``blur_sigma`` (5.0 px). Draws use torch's global RNG."""
 
     name = "gradient_shap"
-    family = "gradient"
-    library = "captum"
-    defaults = {"n_samples": 20, "stdevs": 0.09, "baseline": "uniform", "blur_sigma": 5.0}
-    signed = True
-    baseline_kinds = DISTRIBUTIONS
-
-    def validate(self) -> None:
-        require(self, "n_samples", is_int(self.params["n_samples"], 1), "an integer >= 1")
-        require(self, "stdevs", is_number(self.params["stdevs"], 0.0, 1.0),
-                "a number in [0, 1] (noise std in image units)")
-        self._validate_baseline_params()
-
-    def passes_per_image(self) -> float:
-        return float(self.params["n_samples"])
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n = int(self.params["n_samples"])

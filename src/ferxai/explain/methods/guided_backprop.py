@@ -19,17 +19,10 @@ class GuidedBackprop(Explainer):
     name = "guided_backprop"
     # Deconvolution differs only in the ReLU backward rule, i.e. in the captum class.
     captum_class = _CaptumGuidedBackprop
-    family = "gradient"
-    library = "captum"
-    defaults = {}
-    signed = True
 
     def validate(self) -> None:
         require_relu_modules(self)
         adopt_prepared_model(self)
-
-    def passes_per_image(self) -> float:
-        return 1.0
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         method = self.captum_class(self.forward_model)

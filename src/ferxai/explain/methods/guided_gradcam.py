@@ -9,11 +9,8 @@ import torch
 from captum.attr import GuidedGradCam as _CaptumGuidedGradCam
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import require
 from ferxai.explain.layers import explainer_layer
 from ferxai.explain.surgery import adopt_prepared_model, require_relu_modules
-
-INTERPOLATE_MODES = ("nearest", "bilinear", "bicubic", "area")
 
 
 class GuidedGradCam(Explainer):
@@ -25,23 +22,12 @@ class GuidedGradCam(Explainer):
     nn.ReLU modules (vit_small) are unsupported, as for guided backprop."""
 
     name = "guided_gradcam"
-    family = "gradient"
-    library = "captum"
-    defaults = {"layer": None, "interpolate_mode": "bilinear", "attribute_to_layer_input": False}
-    signed = True
 
     def validate(self) -> None:
-        require(self, "interpolate_mode", self.params["interpolate_mode"] in INTERPOLATE_MODES,
-                f"one of {', '.join(INTERPOLATE_MODES)}")
-        require(self, "attribute_to_layer_input", isinstance(self.params["attribute_to_layer_input"], bool),
-                "true or false")
         require_relu_modules(self)
         explainer_layer(self)  # a bad path fails before the model copy
         adopt_prepared_model(self)
         self.layer_path, self.layer = explainer_layer(self)  # the same path, in the prepared copy
-
-    def passes_per_image(self) -> float:
-        return 2.0  # one Grad-CAM pass, one guided-backprop pass
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         method = _CaptumGuidedGradCam(self.forward_model, self.layer)

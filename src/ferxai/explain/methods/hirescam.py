@@ -13,4 +13,3 @@ from ferxai.explain.methods._cam import CamExplainer
 class HiResCAM(CamExplainer):
     name = "hirescam"
     cam_class = pytorch_grad_cam.HiResCAM
-    extra_passes = 1

@@ -12,13 +12,6 @@ class InputXGradient(Explainer):
     """No parameters. Signed; for a linear model it is each pixel's exact contribution w * x."""
 
     name = "input_x_gradient"
-    family = "gradient"
-    library = "captum"
-    defaults = {}
-    signed = True
-
-    def passes_per_image(self) -> float:
-        return 1.0
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         method = _CaptumInputXGradient(self.forward_model)

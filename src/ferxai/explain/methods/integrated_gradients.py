@@ -9,18 +9,9 @@ from __future__ import annotations
 
 import torch
 from captum.attr import IntegratedGradients as _CaptumIntegratedGradients
-from captum.attr._utils.approximation_methods import SUPPORTED_METHODS
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import ReferenceBaselines, is_int, require
-
-
-def validate_path_params(explainer: Explainer) -> None:
-    """n_steps / method / baseline / blur_sigma, shared with layer_integrated_gradients."""
-    require(explainer, "n_steps", is_int(explainer.params["n_steps"], 1), "an integer >= 1")
-    require(explainer, "method", explainer.params["method"] in SUPPORTED_METHODS,
-            f"one of {', '.join(SUPPORTED_METHODS)}")
-    explainer._validate_baseline_params()
+from ferxai.explain.baselines import ReferenceBaselines
 
 
 class IntegratedGradients(ReferenceBaselines, Explainer):
@@ -30,16 +21,6 @@ class IntegratedGradients(ReferenceBaselines, Explainer):
     (``batch_size`` inputs at most)."""
 
     name = "integrated_gradients"
-    family = "gradient"
-    library = "captum"
-    defaults = {"n_steps": 50, "method": "gausslegendre", "baseline": "black", "blur_sigma": 5.0}
-    signed = True
-
-    def validate(self) -> None:
-        validate_path_params(self)
-
-    def passes_per_image(self) -> float:
-        return float(self.params["n_steps"])
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         baselines = self._baseline(inputs, targets)

@@ -10,9 +10,8 @@ import torch
 from captum.attr import LayerIntegratedGradients as _CaptumLayerIntegratedGradients
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import ReferenceBaselines, require
+from ferxai.explain.baselines import ReferenceBaselines
 from ferxai.explain.layers import explainer_layer, layer_map_to_image
-from ferxai.explain.methods.integrated_gradients import validate_path_params
 from ferxai.explain.surgery import adopt_prepared_model, reused_activations
 
 
@@ -26,16 +25,8 @@ class LayerIntegratedGradients(ReferenceBaselines, Explainer):
     original calls twice (ResNet's ``layer4.1.relu``) means its first call only."""
 
     name = "layer_integrated_gradients"
-    family = "gradient"
-    library = "captum"
-    defaults = {"layer": None, "attribute_to_layer_input": False, "n_steps": 50,
-                "method": "gausslegendre", "baseline": "black", "blur_sigma": 5.0}
-    signed = True
 
     def validate(self) -> None:
-        validate_path_params(self)
-        require(self, "attribute_to_layer_input", isinstance(self.params["attribute_to_layer_input"], bool),
-                "true or false")
         explainer_layer(self)  # a bad path fails before the (costlier) model copy
         adopt_prepared_model(self, check_reuse=False)
         self.layer_path, self.layer = explainer_layer(self)
@@ -43,10 +34,6 @@ class LayerIntegratedGradients(ReferenceBaselines, Explainer):
         if reused:
             raise self.unsupported(f"layer {self.layer_path!r} runs {reused[self.layer_path]} times per "
                                    f"forward; pick a layer that runs once")
-
-    def passes_per_image(self) -> float:
-        # n_steps forward+backward passes, plus forward passes for input and baseline activations
-        return float(self.params["n_steps"]) + 1.0
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         baselines = self._baseline(inputs, targets)

@@ -13,4 +13,3 @@ from ferxai.explain.methods._cam import CamExplainer
 class LayerCAM(CamExplainer):
     name = "layercam"
     cam_class = pytorch_grad_cam.LayerCAM
-    extra_passes = 1

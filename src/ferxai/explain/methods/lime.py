@@ -24,10 +24,7 @@ import numpy as np
 import torch
 from lime import lime_base
 
-from ferxai.explain.methods._perturb import (
-    PerturbationExplainer, check_choice, check_float, check_int, check_seed,
-    masked_scores, segment,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores, segment
 
 
 def _kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
@@ -47,35 +44,11 @@ class Lime(PerturbationExplainer):
     """
 
     name = "lime"
-    library = "lime"
-    defaults = {
-        "segmentation": "slic", "n_segments": None, "compactness": 10.0,
-        "kernel_size": None, "max_dist": None, "ratio": None,
-        "num_samples": 500, "kernel_width": 0.25, "hide_color": "mean", "seed": 0,
-    }
-    signed = True
 
     def validate(self) -> None:
         p = self.params
-        check_choice(self.name, p, "segmentation", ["slic", "quickshift"])
-        for key in ("n_segments", "kernel_size", "max_dist"):
-            if p[key] is not None:
-                if key == "n_segments":
-                    check_int(self.name, p, key, minimum=2)
-                else:
-                    check_float(self.name, p, key, 0.0, low_open=True)
-        check_float(self.name, p, "compactness", 0.0, low_open=True)
-        if p["ratio"] is not None:
-            check_float(self.name, p, "ratio", 0.0, 1.0)
-        check_int(self.name, p, "num_samples", minimum=2)
-        check_float(self.name, p, "kernel_width", 0.0, low_open=True)
-        check_choice(self.name, p, "hide_color", ["mean", "black"])
-        check_seed(self.name, p)
         self._base = lime_base.LimeBase(partial(_kernel, kernel_width=p["kernel_width"]),
                                         random_state=p["seed"])
-
-    def passes_per_image(self) -> float:
-        return float(self.params["num_samples"])
 
     def segmentation_settings(self, h: int, w: int) -> dict:
         p, side = self.params, min(h, w)

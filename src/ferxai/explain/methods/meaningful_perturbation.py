@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ferxai.explain.baselines import gaussian_blur
-from ferxai.explain.methods._perturb import PerturbationExplainer, check_float, check_int, fast_layout
+from ferxai.explain.methods._perturb import PerturbationExplainer, fast_layout
 
 
 class MeaningfulPerturbation(PerturbationExplainer):
@@ -30,26 +30,6 @@ class MeaningfulPerturbation(PerturbationExplainer):
     learnt mask), ``blur_sigma`` (px, Gaussian blur that stands for deleted evidence)."""
 
     name = "meaningful_perturbation"
-    library = "ferxai"
-    defaults = {"iterations": 100, "lr": 0.1, "l1": 0.05, "tv": 0.2, "tv_beta": 3.0,
-                "mask_size": 12, "blur_sigma": 5.0}
-    signed = False
-
-    def validate(self) -> None:
-        check_int(self.name, self.params, "iterations")
-        check_float(self.name, self.params, "lr", 0.0, low_open=True)
-        check_float(self.name, self.params, "l1", 0.0)
-        check_float(self.name, self.params, "tv", 0.0)
-        check_float(self.name, self.params, "tv_beta", 1.0)
-        check_int(self.name, self.params, "mask_size", minimum=2)
-        check_float(self.name, self.params, "blur_sigma", 0.0)
-
-    def passes_per_image(self) -> float:
-        # forward + backward passes
-        return float(self.params["iterations"])
-
-    def model_inputs_per_image(self) -> float:
-        return 1.0  # iterations run one after another; each pass holds one input per image
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         out = []

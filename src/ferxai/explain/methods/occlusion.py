@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 
 from ferxai.explain.baselines import ReferenceBaselines
-from ferxai.explain.methods._perturb import (
-    FILL_KINDS, PerturbationExplainer, check_int, config_error, masked_scores, n_windows, window_masks,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores, window_masks
 
 
 class Occlusion(ReferenceBaselines, PerturbationExplainer):
@@ -30,21 +28,6 @@ class Occlusion(ReferenceBaselines, PerturbationExplainer):
     """
 
     name = "occlusion"
-    library = "ferxai"
-    defaults = {"window": 8, "stride": 4, "baseline": "black", "blur_sigma": 5.0}
-    baseline_kinds = FILL_KINDS
-    signed = True
-
-    def validate(self) -> None:
-        window = check_int(self.name, self.params, "window")
-        stride = check_int(self.name, self.params, "stride")
-        self._validate_baseline_params()
-        if stride > window:
-            raise config_error(self.name, "stride", f"must be <= window ({window}), got {stride}")
-
-    def passes_per_image(self) -> float:
-        # one pass per window plus the unoccluded image
-        return float(n_windows(self.hw, self.params["window"], self.params["stride"]) + 1)
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n, _, h, w = inputs.shape

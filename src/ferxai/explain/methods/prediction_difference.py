@@ -26,9 +26,7 @@ import logging
 import torch
 
 from ferxai.explain.base import SoftmaxOutput
-from ferxai.explain.methods._perturb import (
-    PerturbationExplainer, check_int, check_seed, config_error, masked_scores, n_windows, window_masks,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores, window_masks
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +43,8 @@ class PredictionDifference(PerturbationExplainer):
     window), ``seed`` (which references / noise are drawn; the same for every image)."""
 
     name = "prediction_difference"
-    library = "ferxai"
-    defaults = {"window": 8, "stride": 4, "n_samples": 10, "seed": 0}
-    signed = True
 
     def validate(self) -> None:
-        window = check_int(self.name, self.params, "window")
-        stride = check_int(self.name, self.params, "stride")
-        if stride > window:
-            raise config_error(self.name, "stride", f"must be <= window ({window}), got {stride}")
-        check_int(self.name, self.params, "n_samples")
-        check_seed(self.name, self.params)
         self.reference: torch.Tensor | None = None
         self._warned = False
         self._prob_model = SoftmaxOutput(self.model)
@@ -78,9 +67,6 @@ class PredictionDifference(PerturbationExplainer):
     def required_references(self) -> tuple[str, ...]:
         """Nothing is required: without reference images the samples are Gaussian noise."""
         return ()
-
-    def passes_per_image(self) -> float:
-        return float(1 + n_windows(self.hw, self.params["window"], self.params["stride"]) * self.params["n_samples"])
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n, c, h, w = inputs.shape

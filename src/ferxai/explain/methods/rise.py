@@ -14,9 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ferxai.explain.methods._perturb import (
-    PerturbationExplainer, check_float, check_int, check_seed, masked_scores,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores
 
 
 def rise_masks(n: int, s: int, p: float, h: int, w: int, seed: int) -> torch.Tensor:
@@ -39,19 +37,9 @@ class Rise(PerturbationExplainer):
     probability of a cell), ``seed``. Masked pixels become 0 (x * M, as in the paper)."""
 
     name = "rise"
-    library = "ferxai"
-    defaults = {"n_masks": 1000, "mask_size": 8, "p": 0.5, "seed": 0}
-    signed = False
 
     def validate(self) -> None:
-        check_int(self.name, self.params, "n_masks")
-        check_int(self.name, self.params, "mask_size", minimum=1)
-        check_float(self.name, self.params, "p", 0.0, 1.0, low_open=True)
-        check_seed(self.name, self.params)
         self._masks: dict[tuple, torch.Tensor] = {}
-
-    def passes_per_image(self) -> float:
-        return float(self.params["n_masks"])
 
     def masks(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         key = (h, w, str(device))

@@ -6,7 +6,6 @@ import torch
 from captum.attr import Saliency as _CaptumSaliency
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import require
 
 
 class Saliency(Explainer):
@@ -16,17 +15,6 @@ class Saliency(Explainer):
     """
 
     name = "saliency"
-    family = "gradient"
-    library = "captum"
-    defaults = {"abs": True}
-    signed = False
-
-    def validate(self) -> None:
-        require(self, "abs", isinstance(self.params["abs"], bool), "true or false")
-        self.signed = not self.params["abs"]  # per instance: depends on `abs`
-
-    def passes_per_image(self) -> float:
-        return 1.0
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         method = _CaptumSaliency(self.forward_model)

@@ -21,8 +21,6 @@ class ScoreCAM(CamExplainer):
     name = "scorecam"
     cam_class = pytorch_grad_cam.ScoreCAM
     uses_gradients = False
-    per_channel = True
-    extra_passes = 1
 
     def _make_cam(self) -> Any:
         cam = super()._make_cam()

@@ -27,21 +27,15 @@ one map per image is returned; overlays draw its positive and negative parts sep
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 
-from ferxai.explain.methods._perturb import (
-    PerturbationExplainer, check_choice, check_int, check_seed, config_error,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer
 
 # Masks shap queues before evaluating them (it then re-prioritises its recursion on the results).
 # Fixed, so maps do not depend on `batch_size`; measured on the 48 px fer_cnn against a
 # 3000-evaluation reference, 10, 32 and 64 give the same map quality, 128 and more lose it.
 ALGORITHM_BATCH = 64
-
-_BLUR = re.compile(r"^blur\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 
 class KernelShap(PerturbationExplainer):
@@ -50,26 +44,9 @@ class KernelShap(PerturbationExplainer):
     ``seed``."""
 
     name = "shap"
-    library = "shap"
-    defaults = {"mode": "signed", "max_evals": 300, "masker": "blur(8,8)", "seed": 0}
-    signed = True
 
     def validate(self) -> None:
-        p = self.params
-        check_choice(self.name, p, "mode", ["signed", "abs", "posneg"])
-        check_int(self.name, p, "max_evals", minimum=3)
-        check_seed(self.name, p)
-        masker = p["masker"]
-        if not (isinstance(masker, str) and (_BLUR.match(masker.replace(" ", ""))
-                                             or masker in ("inpaint_telea", "inpaint_ns", "black"))):
-            raise config_error(self.name, "masker",
-                               f"must be 'blur(kx,ky)', 'inpaint_telea', 'inpaint_ns' or 'black', got {masker!r}")
-        # instance attribute: the magnitude mode is unsigned
-        self.signed = p["mode"] != "abs"
         self._explainers: dict[tuple, object] = {}
-
-    def passes_per_image(self) -> float:
-        return float(self.params["max_evals"])
 
     def _model_fn(self, device: torch.device, dtype: torch.dtype):
         model, batch_size = self.forward_model, self.batch_size

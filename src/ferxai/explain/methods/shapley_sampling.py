@@ -17,9 +17,7 @@ from __future__ import annotations
 import torch
 
 from ferxai.explain.baselines import ReferenceBaselines
-from ferxai.explain.methods._perturb import (
-    FILL_KINDS, PerturbationExplainer, check_int, check_seed, masked_scores, n_patches, patch_labels,
-)
+from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores, patch_labels
 
 
 class ShapleySampling(ReferenceBaselines, PerturbationExplainer):
@@ -28,20 +26,6 @@ class ShapleySampling(ReferenceBaselines, PerturbationExplainer):
     (permutations are drawn by a generator seeded with it, the same for every image and call)."""
 
     name = "shapley_sampling"
-    library = "ferxai"
-    defaults = {"n_samples": 25, "patch_size": 8, "baseline": "black", "blur_sigma": 5.0, "seed": 0}
-    baseline_kinds = FILL_KINDS
-    signed = True
-
-    def validate(self) -> None:
-        check_int(self.name, self.params, "n_samples")
-        check_int(self.name, self.params, "patch_size")
-        self._validate_baseline_params()
-        check_seed(self.name, self.params)
-
-    def passes_per_image(self) -> float:
-        f = n_patches(self.hw, self.params["patch_size"])
-        return float(2 + self.params["n_samples"] * max(0, f - 1))
 
     def permutations(self, n_features: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(self.params["seed"])

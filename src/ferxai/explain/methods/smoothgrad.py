@@ -8,9 +8,8 @@ from captum.attr import NoiseTunnel
 from captum.attr import Saliency as _CaptumSaliency
 
 from ferxai.explain.base import Explainer
-from ferxai.explain.baselines import is_int, is_number, require
 
-# aggregation -> (Saliency's abs, NoiseTunnel's nt_type)
+# aggregation (ferxai.explain.catalog.SMOOTHGRAD_AGGREGATIONS) -> (Saliency's abs, NoiseTunnel's nt_type)
 AGGREGATIONS: dict[str, tuple[bool, str]] = {
     "abs": (True, "smoothgrad"),        # mean |grad|
     "sq": (False, "smoothgrad_sq"),     # mean grad^2
@@ -25,21 +24,6 @@ class SmoothGrad(Explainer):
     mean grad, "grad_x_input" = mean grad x input). Noise comes from torch's global RNG."""
 
     name = "smoothgrad"
-    family = "gradient"
-    library = "captum"
-    defaults = {"nt_samples": 25, "stdevs": 0.15, "aggregation": "abs"}
-    signed = False
-
-    def validate(self) -> None:
-        require(self, "nt_samples", is_int(self.params["nt_samples"], 1), "an integer >= 1")
-        require(self, "stdevs", is_number(self.params["stdevs"], 0.0, 1.0),
-                "a number in [0, 1] (noise std in image units)")
-        require(self, "aggregation", self.params["aggregation"] in AGGREGATIONS,
-                f"one of {', '.join(AGGREGATIONS)}")
-        self.signed = self.params["aggregation"] in ("raw", "grad_x_input")
-
-    def passes_per_image(self) -> float:
-        return float(self.params["nt_samples"])
 
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         use_abs, nt_type = AGGREGATIONS[self.params["aggregation"]]

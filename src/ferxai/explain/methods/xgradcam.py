@@ -13,4 +13,3 @@ from ferxai.explain.methods._cam import CamExplainer
 class XGradCAM(CamExplainer):
     name = "xgradcam"
     cam_class = pytorch_grad_cam.XGradCAM
-    extra_passes = 1
