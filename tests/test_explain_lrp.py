@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ferxai.explain import ExplainerConfigError, UnsupportedModelError, make_explainer
-from ferxai.explain.methods.lrp import COMPOSITES, LRP, conservation_ratio, densenet_bn_pairs
+from ferxai.explain.methods.lrp import COMPOSITES, LRP, conservation_ratio
+from ferxai.models.densenet import densenet_bn_pairs
 from ferxai.models.zoo import build_model
 
 TARGETS = torch.tensor([0, 3, 6])

@@ -37,21 +37,19 @@ smoother maps but absorbs relevance: the conservation ratio drops below 1.
 
 Canonizers (by model type, not by name)
 ---------------------------------------
+Each architecture's module supplies them (``lrp_canonizers``, found through the model's family in
+`ferxai.models.zoo`; zennit is imported only when LRP asks), together with the layer that gets the
+first-layer rule (the catalog's ``first_layer``) and the composites it refuses (``lrp_refusal``):
+
 fer_cnn      ``SequentialMergeBatchNorm`` (every BN directly follows its convolution).
 resnet*      ``zennit.torchvision.ResNetCanonizer`` (BN merge + a Sum module for the residual add;
              works on the zoo's ``NormalizedResNet`` because it matches the torchvision blocks).
-densenet*    `densenet_canonizer` below. zennit has no DenseNet canonizer and its
-             ``SequentialMergeBatchNorm`` is *wrong* here: in leaf order each dense layer's
-             ``norm1`` (and each transition's ``norm``, and ``norm5``) follows the previous
-             layer's ``conv2``, but it normalises the *concatenation* of all earlier features, so
-             a sequential merge would fold it into the wrong convolution. Ours merges only the
-             true conv->BN pairs by name (``conv0->norm0``, each layer's ``conv1->norm2``) and
-             leaves the pre-activation BNs (BN->ReLU->conv, not mergeable across the ReLU) to the
-             Pass rule: relevance passes each element unchanged. That keeps relevance conserved,
-             but the BN's shift/scale do not redistribute relevance (an approximation, as for any
-             pre-activation network). It also replaces the model's functional ``relu`` and
-             ``adaptive_avg_pool2d`` head with modules so they get rules (the functional ReLU's
-             plain gradient would drop the relevance of units it zeroes).
+densenet*    ``ferxai.models.densenet.densenet_canonizer``: zennit has none, and its sequential BN
+             merge would fold each pre-activation BN into the wrong convolution. Ours merges only
+             the true conv->BN pairs by name, leaves the pre-activation BNs (BN->ReLU->conv, not
+             mergeable across the ReLU) to the Pass rule, and makes the head's functional ReLU and
+             pooling modules so they get rules. Relevance stays conserved, but the BNs' shift/scale
+             do not redistribute it (an approximation, as for any pre-activation network).
              Composite ``epsilon`` is refused on DenseNet: relevance passed unchanged through a
              *shifted* BN lands on pre-BN values near zero, which the epsilon rule of the layer
              below divides by, so sums explode (1e10-1e30 x the logit in a random-BN model, even
@@ -77,60 +75,23 @@ model ~1e10.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn as nn
-from torchvision.models import DenseNet, ResNet, VisionTransformer
-from torchvision.models.densenet import _DenseLayer
 
 from ferxai.explain.base import Explainer, ExplainerConfigError
-from ferxai.explain.catalog import LRP_COMPOSITES as COMPOSITES
-from ferxai.explain.catalog import LRP_MODIFIED_PASSES as MODIFIED_PASSES
-from ferxai.models.zoo import FerCNN, InputNormalization
+from ferxai.models import catalog
+from ferxai.models.common import InputNormalization
+from ferxai.models.zoo import family_of, implementation
 
+COMPOSITES = ("epsilon", "epsilon_plus_flat", "alpha2_beta1", "epsilon_gamma_box")
 
-# --------------------------------------------------------------------------- DenseNet canonizer
-
-
-def _densenet_head_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """DenseNet forward with the head's ReLU and pooling as modules (`canonizer_relu/pool`)."""
-    norm = getattr(self, "input_norm", None)
-    if norm is not None:
-        x = norm(x)
-    out = self.canonizer_relu(self.features(x))
-    out = torch.flatten(self.canonizer_pool(out), 1)
-    return self.classifier(out)
-
-
-def _densenet_head_map(name: str, module: nn.Module) -> dict[str, Any] | None:
-    if isinstance(module, DenseNet):
-        return {
-            "forward": _densenet_head_forward.__get__(module),
-            "canonizer_relu": nn.ReLU(),
-            "canonizer_pool": nn.AdaptiveAvgPool2d((1, 1)),
-        }
-    return None
-
-
-def densenet_bn_pairs(model: nn.Module) -> list[tuple[tuple[str], str]]:
-    """(conv name,) -> BN name for the BNs that directly follow one convolution in a DenseNet."""
-    pairs: list[tuple[tuple[str], str]] = []
-    names = dict(model.named_modules())
-    if isinstance(names.get("features.conv0"), nn.Conv2d) and isinstance(names.get("features.norm0"), nn.BatchNorm2d):
-        pairs.append((("features.conv0",), "features.norm0"))
-    for name, module in model.named_modules():
-        if isinstance(module, _DenseLayer):
-            pairs.append(((f"{name}.conv1",), f"{name}.norm2"))
-    return pairs
-
-
-def densenet_canonizer(model: nn.Module):
-    """Canonizer for torchvision (and zoo) DenseNets; see the module docstring."""
-    from zennit.canonizers import AttributeCanonizer, CompositeCanonizer, NamedMergeBatchNorm
-
-    return CompositeCanonizer([NamedMergeBatchNorm(densenet_bn_pairs(model)),
-                               AttributeCanonizer(_densenet_head_map)])
+# Cost model. zennit computes a rule layer's relevance by running that layer forward and backward
+# once per parameter modifier of its rule, on the whole batch: epsilon 1, z+ 2 (positive and
+# negative weights), alpha-beta 4, gamma 5. The rule of the hidden convolutions, which dominate the
+# cost, sets the count; the plain forward pass is shared. Checked against zennit's rules in tests.
+MODIFIED_PASSES = {"epsilon": 1, "epsilon_plus_flat": 2, "alpha2_beta1": 4, "epsilon_gamma_box": 5}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -141,15 +102,10 @@ def _input_norm(model: nn.Module) -> InputNormalization | None:
     return norm if isinstance(norm, InputNormalization) else None
 
 
-def _first_layer_name(model: nn.Module) -> str | None:
-    """The layer that sees the (normalised) pixels, for the architectures we canonize."""
-    if isinstance(model, FerCNN):
-        return "features.block1.conv1"
-    if isinstance(model, ResNet):
-        return "conv1"
-    if isinstance(model, DenseNet):
-        return "features.conv0"
-    return None
+def _lrp_supported() -> str:
+    """The architectures whose module supplies LRP canonizers, for error messages."""
+    return ", ".join(a for f in catalog.FAMILIES.values() if hasattr(implementation(f), "lrp_canonizers")
+                     for a in catalog.architectures_of(f.name))
 
 
 def conservation_ratio(relevance: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
@@ -167,36 +123,43 @@ class LRP(Explainer):
     """Layer-wise Relevance Propagation of the target logit (zennit composites + canonizers)."""
 
     name: ClassVar[str] = "lrp"
+    family: ClassVar[str] = "lrp"
+    library: ClassVar[str] = "zennit"
+    signed: ClassVar[bool] = True
+    defaults: ClassVar[Mapping[str, Any]] = {"composite": "epsilon_plus_flat", "epsilon": 1e-6}
 
     last_conservation: torch.Tensor | None = None
     last_relevance_sums: torch.Tensor | None = None
     last_target_logits: torch.Tensor | None = None
 
     def validate(self) -> None:
+        composite = self.params["composite"]
+        if composite not in COMPOSITES:
+            raise ExplainerConfigError(
+                f"method 'lrp': parameter 'composite' must be one of {list(COMPOSITES)}, got {composite!r}"
+            )
+        eps = self.params["epsilon"]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not float(eps) > 0:
+            raise ExplainerConfigError(f"method 'lrp': parameter 'epsilon' must be a number > 0, got {eps!r}")
+        self.params["epsilon"] = float(eps)
         if self.output != "logits":
             raise ExplainerConfigError(
                 "method 'lrp': output must be 'logits' — LRP explains the target logit (relevance is "
                 "conserved against it); softmax is not a layer LRP rules can propagate through"
             )
         model = self.model
-        if isinstance(model, VisionTransformer):
+        family = family_of(model)
+        arch_module = implementation(family) if family is not None else None
+        refusal = getattr(arch_module, "lrp_refusal", None)
+        reason = refusal(self.params["composite"]) if refusal is not None else None
+        if reason:
+            raise self.unsupported(reason)
+        self._arch_canonizers = getattr(arch_module, "lrp_canonizers", None)
+        if self._arch_canonizers is None:
             raise self.unsupported(
-                "LRP needs dedicated rules for attention and LayerNorm (e.g. AttnLRP), which zennit "
-                "0.5 does not provide; explain ViTs with a gradient or perturbation method"
+                f"no LRP canonizer is defined for {type(model).__name__}; supported: {_lrp_supported()}"
             )
-        if isinstance(model, DenseNet) and self.params["composite"] == "epsilon":
-            raise self.unsupported(
-                "composite 'epsilon' is numerically unstable on DenseNet: its pre-activation batch "
-                "norms (BN->ReLU->conv) cannot be merged and pass relevance through, and the epsilon "
-                "rule then divides it by near-zero values (input relevance sums reach 1e10-1e30 x "
-                "the logit); use composite 'epsilon_plus_flat', 'alpha2_beta1' or 'epsilon_gamma_box'"
-            )
-        first = _first_layer_name(model)
-        if first is None:
-            raise self.unsupported(
-                f"no LRP canonizer is defined for {type(model).__name__}; supported: fer_cnn, "
-                "resnet18/34/50, densenet121"
-            )
+        first = family.first_layer
         # zennit's first-layer composites take the first matching module in registration order;
         # make sure that is the layer fed by the pixels.
         from zennit.types import Linear
@@ -209,17 +172,15 @@ class LRP(Explainer):
             )
         self._composite = self._make_composite()
 
+    def passes_per_image(self) -> float:
+        return float(MODIFIED_PASSES[self.params["composite"]])
+
+    def model_inputs_per_image(self) -> float:
+        return 1.0  # the modified passes run per layer inside one batch, not as extra inputs
+
     # -- composite -------------------------------------------------------------------------
     def _canonizers(self) -> list:
-        from zennit.canonizers import SequentialMergeBatchNorm
-        from zennit.torchvision import ResNetCanonizer
-
-        model = self.model
-        if isinstance(model, ResNet):
-            return [ResNetCanonizer()]
-        if isinstance(model, DenseNet):
-            return [densenet_canonizer(model)]
-        return [SequentialMergeBatchNorm()]
+        return self._arch_canonizers(self.model)
 
     def _box_bounds(self) -> tuple[torch.Tensor | float, torch.Tensor | float]:
         """Pixel range [0, 1] mapped through the model's normalisation, shaped (1, C, 1, 1)."""
@@ -286,4 +247,4 @@ class LRP(Explainer):
         return relevance
 
 
-__all__ = ["COMPOSITES", "LRP", "MODIFIED_PASSES", "conservation_ratio", "densenet_bn_pairs", "densenet_canonizer"]
+__all__ = ["COMPOSITES", "LRP", "MODIFIED_PASSES", "conservation_ratio"]
