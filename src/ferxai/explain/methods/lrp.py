@@ -75,23 +75,17 @@ model ~1e10.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
 from ferxai.explain.base import Explainer, ExplainerConfigError
+from ferxai.explain.catalog import LRP_COMPOSITES as COMPOSITES
+from ferxai.explain.catalog import LRP_MODIFIED_PASSES as MODIFIED_PASSES
 from ferxai.models import catalog
 from ferxai.models.common import InputNormalization
 from ferxai.models.zoo import family_of, implementation
-
-COMPOSITES = ("epsilon", "epsilon_plus_flat", "alpha2_beta1", "epsilon_gamma_box")
-
-# Cost model. zennit computes a rule layer's relevance by running that layer forward and backward
-# once per parameter modifier of its rule, on the whole batch: epsilon 1, z+ 2 (positive and
-# negative weights), alpha-beta 4, gamma 5. The rule of the hidden convolutions, which dominate the
-# cost, sets the count; the plain forward pass is shared. Checked against zennit's rules in tests.
-MODIFIED_PASSES = {"epsilon": 1, "epsilon_plus_flat": 2, "alpha2_beta1": 4, "epsilon_gamma_box": 5}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -123,25 +117,12 @@ class LRP(Explainer):
     """Layer-wise Relevance Propagation of the target logit (zennit composites + canonizers)."""
 
     name: ClassVar[str] = "lrp"
-    family: ClassVar[str] = "lrp"
-    library: ClassVar[str] = "zennit"
-    signed: ClassVar[bool] = True
-    defaults: ClassVar[Mapping[str, Any]] = {"composite": "epsilon_plus_flat", "epsilon": 1e-6}
 
     last_conservation: torch.Tensor | None = None
     last_relevance_sums: torch.Tensor | None = None
     last_target_logits: torch.Tensor | None = None
 
     def validate(self) -> None:
-        composite = self.params["composite"]
-        if composite not in COMPOSITES:
-            raise ExplainerConfigError(
-                f"method 'lrp': parameter 'composite' must be one of {list(COMPOSITES)}, got {composite!r}"
-            )
-        eps = self.params["epsilon"]
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not float(eps) > 0:
-            raise ExplainerConfigError(f"method 'lrp': parameter 'epsilon' must be a number > 0, got {eps!r}")
-        self.params["epsilon"] = float(eps)
         if self.output != "logits":
             raise ExplainerConfigError(
                 "method 'lrp': output must be 'logits' — LRP explains the target logit (relevance is "
@@ -171,12 +152,6 @@ class LRP(Explainer):
                 f"layer {first!r}; first-layer LRP rules would be applied to the wrong layer"
             )
         self._composite = self._make_composite()
-
-    def passes_per_image(self) -> float:
-        return float(MODIFIED_PASSES[self.params["composite"]])
-
-    def model_inputs_per_image(self) -> float:
-        return 1.0  # the modified passes run per layer inside one batch, not as extra inputs
 
     # -- composite -------------------------------------------------------------------------
     def _canonizers(self) -> list:
