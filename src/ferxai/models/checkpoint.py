@@ -151,17 +151,20 @@ def _safe_load(path: Path, map_location: Any) -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        # torch's message advises retrying with weights_only=False; a checkpoint may come from
+        # anywhere, so only the refused object's name or the unpickler's own reason is quoted.
         msg = str(exc)
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)|unsupported GLOBAL (\S+) whose module", msg)
         if found is None:
             # Not a pickle of disallowed classes: truncated, another format, or plain junk.
             detail = re.search(r"WeightsUnpickler error:\s*(.+)", msg)
-            reason = detail.group(1).strip() if detail else msg.splitlines()[0]
+            reason = detail.group(1).strip() if detail else _unpickler_reason(msg)
             raise CheckpointError(
                 f"{path} is not a readable PyTorch checkpoint ({reason}). {_STATE_DICT_HINT}."
             ) from None
+        refused = found.group(1) or found.group(2)
         raise CheckpointError(
-            f"{path} contains pickled Python objects (it contains {found.group(1)}), e.g. a whole "
+            f"{path} contains pickled Python objects (it contains {refused}), e.g. a whole "
             f"saved nn.Module, which ferxai does not unpickle because that can run arbitrary code. "
             f"{_STATE_DICT_HINT}."
         ) from None
@@ -169,6 +172,14 @@ def _safe_load(path: Path, map_location: Any) -> Any:
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
         ) from None
+
+
+def _unpickler_reason(message: str) -> str:
+    """The line of torch's weights-only error that says what was refused, without its advice."""
+    advice = ("weights_only", "Weights only load failed", "Check the documentation")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    reasons = [line for line in lines if not any(a in line for a in advice)]
+    return reasons[-1] if reasons else "refused by torch's weights-only unpickler"
 
 
 def _summary(keys: Sequence[str], n: int = 5) -> str:
