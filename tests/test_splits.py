@@ -189,7 +189,7 @@ def test_subject_leak_in_source_split_reported_not_moved() -> None:
 def test_cross_split_duplicates_reported_and_optionally_dropped() -> None:
     hashes = [f"h{i}" for i in range(30)]
     hashes[25] = hashes[3]    # a test image that is also in train
-    hashes[22] = hashes[21]   # a duplicate inside val: not a cross-split duplicate
+    hashes[23] = hashes[21]   # a duplicate inside val: not a cross-split duplicate
     source = ["train"] * 20 + ["val"] * 4 + ["test"] * 6
     df = manifest(np.arange(30) % 2, source_split=source, hashes=hashes)
     with pytest.warns(SplitWarning, match="more than one split"):
@@ -210,6 +210,27 @@ def test_allocation_keeps_identical_images_together() -> None:
     r = make_splits(df, seed=9)
     assert r.duplicates.empty
     assert len(r.val) > 40 and len(r.test) > 40
+
+
+def test_same_image_under_two_classes_is_a_label_conflict_not_a_duplicate(tmp_path) -> None:
+    hashes = [f"h{i}" for i in range(40)]
+    hashes[7] = hashes[2]    # labels 1 and 0 (np.arange % 2): one face, two classes
+    hashes[12] = hashes[10]  # labels 0 and 0: a plain duplicate, no conflict
+    hashes[30] = hashes[31] = hashes[5]  # labels 1, 0, 1
+    df = manifest(np.arange(40) % 2, hashes=hashes)
+    with pytest.warns(SplitWarning, match=r"2 image\(s\) occur under more than one class") as caught:
+        r = make_splits(df, seed=1)
+    assert not [w for w in caught if "more than one split" in str(w.message)]
+    conflicts = r.label_conflicts.sort_values("content_hash")
+    assert conflicts[["content_hash", "ids", "label_names"]].values.tolist() == [
+        ["h2", "img00002;img00007", "class0;class1"],
+        ["h5", "img00005;img00030;img00031", "class1;class0"],
+    ]
+    # Grouping keeps each image's copies in one split: label noise, not a leak.
+    assert all(";" not in splits for splits in conflicts["splits"]) and r.duplicates.empty
+    write_splits(r, tmp_path)
+    written = pd.read_csv(tmp_path / "label_conflicts.csv")
+    assert written.sort_values("content_hash")["ids"].tolist() == conflicts["ids"].tolist()
 
 
 # --- errors and tiny inputs ---------------------------------------------------------------------
@@ -272,7 +293,8 @@ def test_write_splits_round_trips_through_read_manifest(tmp_path) -> None:
     write_splits(r, tmp_path / "splits")
     out = tmp_path / "splits"
     assert {p.name for p in out.iterdir()} == {
-        "train.csv", "val.csv", "test.csv", "summary.csv", "duplicates.csv", "subject_leaks.csv"}
+        "train.csv", "val.csv", "test.csv", "summary.csv", "duplicates.csv", "subject_leaks.csv",
+        "label_conflicts.csv"}
     for split in SPLIT_NAMES:
         back = read_manifest(out / f"{split}.csv")
         assert list(back.columns) == list(MANIFEST_COLUMNS)
@@ -281,3 +303,4 @@ def test_write_splits_round_trips_through_read_manifest(tmp_path) -> None:
     assert summary["label_name"].iloc[-1] == "total" and summary["total"].iloc[-1] == len(df)
     assert pd.read_csv(out / "subject_leaks.csv")["subject"].tolist() == [df.loc[0, "subject"]]
     assert pd.read_csv(out / "duplicates.csv").empty
+    assert pd.read_csv(out / "label_conflicts.csv").empty

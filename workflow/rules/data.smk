@@ -57,6 +57,7 @@ rule splits:
             category="Data",
         ),
         duplicates="results/data/{dataset}/splits/duplicates.csv",
+        label_conflicts="results/data/{dataset}/splits/label_conflicts.csv",
     params:
         settings=lambda wc: dataset_config(wc)["splits"],
     log:

@@ -34,7 +34,8 @@ ones is an error.
 Nothing is moved to repair the source: a subject the source puts in two splits is reported in
 ``subject_leaks`` (and warned about when ``group_by_subject``), identical pixels in two splits in
 ``duplicates`` (the later copies are dropped from val/test only with
-``drop_cross_split_duplicates``).
+``drop_cross_split_duplicates``), and identical pixels under two labels in ``label_conflicts``
+(label noise, warned about; such copies share one split, so they are no leak).
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ class SplitResult:
     summary: pd.DataFrame        # label_name, train, val, test, total; last row label_name == "total"
     duplicates: pd.DataFrame     # content_hash, ids, splits, dropped (ids ";"-joined)
     subject_leaks: pd.DataFrame  # subject, splits, n_train, n_val, n_test
+    label_conflicts: pd.DataFrame  # content_hash, ids, label_names, splits (ids/names ";"-joined)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Every table by the file stem `write_splits` gives it."""
         return {"train": self.train, "val": self.val, "test": self.test, "summary": self.summary,
-                "duplicates": self.duplicates, "subject_leaks": self.subject_leaks}
+                "duplicates": self.duplicates, "subject_leaks": self.subject_leaks,
+                "label_conflicts": self.label_conflicts}
 
 
 def make_splits(
@@ -143,6 +146,7 @@ def make_splits(
     duplicates, dropped = _cross_split_duplicates(df, assigned, drop_cross_split_duplicates)
     keep = ~np.isin(np.arange(n), dropped)
     leaks = _subject_leaks(subjects, assigned)
+    conflicts = _label_conflicts(df, assigned)
 
     parts = [df[(assigned == k) & keep].reset_index(drop=True) for k in range(3)]
     if parts[TRAIN].empty:
@@ -160,9 +164,14 @@ def make_splits(
         action = "dropped from val/test" if drop_cross_split_duplicates else "kept"
         warnings.warn(f"{len(duplicates)} image content hash(es) occur in more than one split ({action}); "
                       f"see duplicates", SplitWarning, stacklevel=2)
+    if len(conflicts):
+        first = conflicts.iloc[0]
+        warnings.warn(f"{len(conflicts)} image(s) occur under more than one class (same pixels, different "
+                      f"labels: label noise, e.g. ids {first['ids']} labelled {first['label_names']}); "
+                      f"kept as given, see label_conflicts", SplitWarning, stacklevel=2)
 
     summary = _summary(df, y, classes, assigned, keep)
-    return SplitResult(parts[TRAIN], parts[VAL], parts[TEST], summary, duplicates, leaks)
+    return SplitResult(parts[TRAIN], parts[VAL], parts[TEST], summary, duplicates, leaks, conflicts)
 
 
 def _without_classes(df: pd.DataFrame) -> bool:
@@ -182,11 +191,12 @@ def _all_in_test(df: pd.DataFrame) -> SplitResult:
     summary = pd.DataFrame([[UNLABELLED_NAME, 0, 0, n, n], ["total", 0, 0, n, n]],
                            columns=["label_name", *SPLITS, "total"])
     empty = df.iloc[:0].reset_index(drop=True)
-    return SplitResult(empty, empty.copy(), df.reset_index(drop=True), summary, duplicates, leaks)
+    return SplitResult(empty, empty.copy(), df.reset_index(drop=True), summary, duplicates, leaks,
+                       _label_conflicts(df, assigned))
 
 
 def write_splits(result: SplitResult, out_dir: str | Path) -> None:
-    """Write train/val/test/summary/duplicates/subject_leaks as CSV files into `out_dir`."""
+    """Write train/val/test/summary/duplicates/subject_leaks/label_conflicts as CSV files into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stem, frame in result.frames().items():
@@ -474,6 +484,27 @@ def _cross_split_duplicates(df: pd.DataFrame, assigned: np.ndarray, drop: bool) 
             "dropped": ";".join(df["id"].iloc[gone].astype(str)),
         })
     return pd.DataFrame(records, columns=columns), np.asarray(dropped, dtype=np.int64)
+
+
+def _label_conflicts(df: pd.DataFrame, assigned: np.ndarray) -> pd.DataFrame:
+    """Content-hash groups whose rows carry more than one label.
+
+    Grouping keeps such copies in one split, so they are no leak; but one image cannot be two
+    classes, so they are label noise and reported apart from cross-split duplicates.
+    """
+    columns = ["content_hash", "ids", "label_names", "splits"]
+    known = df["content_hash"].to_numpy(dtype=object) != ""
+    frame = df.loc[known, ["content_hash", "id", "label", "label_name"]].assign(s=assigned[known])
+    mixed = frame.groupby("content_hash", sort=False)["label"].transform("nunique") > 1
+    records = []
+    for h, grp in frame[mixed].groupby("content_hash", sort=False):
+        records.append({
+            "content_hash": h,
+            "ids": ";".join(grp["id"].astype(str)),
+            "label_names": ";".join(dict.fromkeys(grp["label_name"].astype(str))),
+            "splits": ";".join(SPLITS[s] for s in sorted(set(grp["s"]))),
+        })
+    return pd.DataFrame(records, columns=columns)
 
 
 def _subject_leaks(subjects: np.ndarray, assigned: np.ndarray) -> pd.DataFrame:
