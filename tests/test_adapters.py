@@ -154,7 +154,7 @@ def test_folder_errors(tmp_path):
         build_manifest("folder", {"root": str(tmp_path / "nope")})
     with pytest.raises(ManifestError, match=r"option 'classes' must be a list of names, got 'happy'"):
         build_manifest("folder", {"root": str(tmp_path / "mixed"), "classes": "happy"})
-    with pytest.raises(ManifestError, match=r"option 'classes' must be distinct names"):
+    with pytest.raises(ManifestError, match=r"option 'classes' must be distinct, non-empty names"):
         build_manifest("npz", {"path": str(tmp_path / "x.npz"), "classes": ["a", "a"]})
     with pytest.raises(ManifestError, match=r"has no \(\?P<subject>...\) group"):
         build_manifest("folder", {"root": str(tmp_path / "mixed"), "subject_pattern": r"S\d+"})
@@ -165,11 +165,50 @@ def test_reject_budget_names_rejects_file(tmp_path):
     make_ckplus(root)
     result = build_manifest("folder", {"root": str(root)})
     rejects_path = tmp_path / "out" / "rejects.csv"
-    with pytest.raises(ManifestError, match=rf"3 of 8 inputs rejected .*see {rejects_path}"):
+    kept = tmp_path / "logs" / "rejects.csv"
+    with pytest.raises(ManifestError, match=rf"3 of 8 inputs rejected .*see {kept}\."):
+        write_manifest(result, tmp_path / "out" / "manifest.csv", rejects_path, max_reject_fraction=0.1,
+                       kept_rejects_path=kept)
+    # Written before failing, for the user to inspect; the copy the message names outlives the job.
+    for path in (rejects_path, kept):
+        assert pd.read_csv(path)["counted"].sum() == 3
+    with pytest.raises(ManifestError, match=rf"see {rejects_path}\."):
         write_manifest(result, tmp_path / "out" / "manifest.csv", rejects_path, max_reject_fraction=0.1)
-    assert len(pd.read_csv(rejects_path)) == 3  # written before failing, for the user to inspect
     frame = write_manifest(result, tmp_path / "out" / "manifest.csv", rejects_path, max_reject_fraction=0.5)
     assert len(frame) == 5
+
+
+def test_rejects_file_lists_dropped_inputs_outside_the_budget(tmp_path):
+    """Files that are not images are left out by design: listed with their reason, not budgeted."""
+    root = tmp_path / "ds"
+    save(root / "happy" / "a.png", gray())
+    save(root / "sad" / "b.png", gray())
+    (root / "sad" / "notes.txt").write_text("taken on a Tuesday")
+    (root / "happy" / "face.gif").write_bytes(b"GIF89a")
+    result = build_manifest("folder", {"root": str(root)})
+    rejects_path = tmp_path / "rejects.csv"
+    frame = write_manifest(result, tmp_path / "manifest.csv", rejects_path, max_reject_fraction=0.0)
+    assert sorted(frame["id"]) == ["happy/a.png", "sad/b.png"]
+    listed = pd.read_csv(rejects_path, keep_default_na=False)
+    assert list(listed.columns) == ["source", "row", "reason", "counted"]
+    by_source = {r.source: (r.reason, r.counted) for r in listed.itertuples()}
+    assert set(by_source) == {str(root / "sad" / "notes.txt"), str(root / "happy" / "face.gif")}
+    for reason, counted in by_source.values():
+        assert reason.startswith("not an image file (extension not in .png") and not counted
+
+
+def test_ferplus_dropped_rows_are_listed_but_not_budgeted(tmp_path):
+    fer, new = write_ferplus(tmp_path)
+    result = build_manifest("ferplus", {"fer2013_csv": str(fer), "ferplus_csv": str(new)})
+    rejects_path = tmp_path / "rejects.csv"
+    # 1 reject (row 7) of 3 budgeted inputs; the 5 dropped rows would push it to 6 of 8.
+    write_manifest(result, tmp_path / "manifest.csv", rejects_path, max_reject_fraction=0.34)
+    listed = pd.read_csv(rejects_path)
+    assert {int(r.row): bool(r.counted) for r in listed.itertuples()} == {
+        7: True, 2: False, 3: False, 4: False, 5: False, 6: False}
+    assert dict(zip(listed["row"], listed["reason"]))[4] == "unknown wins"
+    with pytest.raises(ManifestError, match=r"1 of 3 inputs rejected \(33\.3% > max_reject_fraction 30\.0%\)"):
+        write_manifest(result, tmp_path / "manifest.csv", rejects_path, max_reject_fraction=0.3)
 
 
 # --------------------------------------------------------------------------- FER2013 CSV
@@ -306,20 +345,39 @@ def test_npz_splits_labels_and_rejects(tmp_path):
     np.savez(path, train_images=train, train_labels=np.array([[0], [2], [1]]),
              val_images=val, val_labels=np.array([1, 5]),
              test_images=np.zeros((0, 4, 4), np.uint8), test_labels=np.zeros((0,), np.int64))
-    result = build_manifest("npz", {"path": str(path), "classes": ["a", "b", "c"]})
-    assert result.classes == ["a", "b", "c"]
+    result = build_manifest("npz", {"path": str(path), "classes": ["a", "b", "c", "d", "e", "f"]})
+    assert result.classes == ["a", "b", "c", "d", "e", "f"]
     assert [(r["id"], r["source"], r["label"], r["label_name"], r["source_split"], r["channels"])
             for r in result.rows] == [
         ("train0", f"{path}#train_images[0]", 0, "a", "train", 3),
         ("train1", f"{path}#train_images[1]", 2, "c", "train", 3),
         ("train2", f"{path}#train_images[2]", 1, "b", "train", 3),
         ("val0", f"{path}#val_images[0]", 1, "b", "val", 1),
+        ("val1", f"{path}#val_images[1]", 5, "f", "val", 1),
     ]
     assert result.rows[0]["content_hash"] == content_hash(train[0])
-    assert result.rejects == [{"source": f"{path}#val_images[1]", "row": "",
-                               "reason": "label 5 is outside the 3 classes (0-2)"}]
+    assert not result.rejects
     default = build_manifest("npz", {"path": str(path)})
     assert default.classes == ["0", "1", "2", "3", "4", "5"] and not default.rejects
+    np.savez(path, train_images=train, train_labels=np.array([0, -1, 1]))
+    negative = build_manifest("npz", {"path": str(path), "classes": ["a", "b"]})
+    assert [r["id"] for r in negative.rows] == ["train0", "train2"]
+    assert negative.rejects == [{"source": f"{path}#train_images[1]", "row": "", "reason": "label -1 is negative"}]
+
+
+@pytest.mark.parametrize("names", [8, 3])
+def test_npz_class_list_must_match_the_labels(tmp_path, names):
+    """A MedMNIST example's 8 names on a 4-class file would write 4 classes without images."""
+    path = tmp_path / "retina.npz"
+    labels = np.array([[0], [1], [2], [3], [1]])
+    np.savez(path, train_images=RNG.integers(0, 256, (5, 4, 4, 3), dtype=np.uint8), train_labels=labels)
+    classes = [f"c{k}" for k in range(names)]
+    with pytest.raises(ManifestError, match=rf"npz dataset: option 'classes' has {names} names but the labels of "
+                                            rf"{path} are 0-3 \(4 classes\)"):
+        build_manifest("npz", {"path": str(path), "classes": classes})
+    four = ["normal", "mild", "moderate", "severe"]
+    result = build_manifest("npz", {"path": str(path), "classes": four})
+    assert result.classes == four and [r["label_name"] for r in result.rows][-1] == "mild"
 
 
 def test_npz_errors(tmp_path):

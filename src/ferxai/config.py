@@ -159,19 +159,25 @@ def _check_experiment_without_classes(config: Mapping[str, Any], name: str, sett
 
 
 def check_dataset_options(name: str, dataset: Mapping[str, Any]) -> None:
-    from ferxai.data.adapters import check_options
-    from ferxai.data.manifest import ManifestError
+    """Every adapter option of dataset `name` checked from the config alone (names, types,
+    choices, regexes), against ferxai.data.options: no adapter module, pandas or PIL is imported,
+    since this runs on every snakemake call. What needs the data is left to the manifest rule."""
+    from ferxai.data.options import OptionError, check_options
 
     options = dataset.get("options") or {}
-    try:
-        if dataset["format"] == "synthetic":
-            from ferxai.data.synthetic import SyntheticConfig
+    where = f"datasets.{name}.options"
+    if dataset["format"] == "synthetic":
+        from ferxai.data.synthetic import SyntheticConfig
 
+        try:
             SyntheticConfig.from_dict(options)
-        else:
-            check_options(dataset["format"], options)
-    except (ManifestError, ValueError) as err:
-        raise ConfigError(f"datasets.{name}.options: {err}") from None
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        return
+    try:
+        check_options(dataset["format"], options)
+    except OptionError as err:
+        raise ConfigError(f"{where}.{err.key}: {err}" if err.value else f"{where}: {err}") from None
 
 
 def check_model_options(name: str, model: Mapping[str, Any]) -> None:

@@ -77,32 +77,41 @@ def dataset_config(wildcards):
 
 
 def manifest_inputs(wildcards):
-    """Files the adapter reads, so Snakemake reruns the manifest when they change."""
+    """Files the adapter reads, so Snakemake reruns the manifest when they change.
+
+    A path option that names nothing is an error here, before any job runs: as a missing input,
+    Snakemake would drop the job and call the manifest built from the old path up to date.
+    """
+    from ferxai.data.fingerprint import input_files
+    from ferxai.data.options import OptionError
+
     ds = dataset_config(wildcards)
     if ds["format"] == "synthetic":
         return {"synthetic": f"results/data/{wildcards.dataset}/synthetic"}
-    opts = ds.get("options", {})
-    files = {}
-    for key in ("path", "csv", "votes_csv", "fer2013_csv", "ferplus_csv"):
-        if isinstance(opts.get(key), str):
-            files[key] = opts[key]
-    return files
+    try:
+        return input_files(ds["format"], ds.get("options") or {})
+    except OptionError as err:
+        raise WorkflowError(f"datasets.{wildcards.dataset}.options.{err.key}: {err}") from None
 
 
-def manifest_params(wildcards, input):
+def manifest_params(wildcards):
+    """The adapter's options. From the config alone (not from `input`): Snakemake records only
+    params that do not depend on input, and a recorded value is what makes a change rerun."""
     ds = dataset_config(wildcards)
     if ds["format"] == "synthetic":
-        return {"root": input.synthetic}
-    return dict(ds.get("options", {}))
+        return {"root": f"results/data/{wildcards.dataset}/synthetic"}
+    return dict(ds.get("options") or {})
 
 
 def source_fingerprint(wildcards):
-    """Names, sizes and mtimes of an image folder: a changed folder reruns its manifest."""
+    """Names, sizes and mtimes of what the adapter reads that is no input file (image folders,
+    the images a csv dataset lists): a change there reruns its manifest."""
+    from ferxai.data.fingerprint import source_fingerprint as fingerprint
+
     ds = dataset_config(wildcards)
-    root = ds.get("options", {}).get("root")
-    if ds["format"] not in ("folder", "images") or not root:
+    if ds["format"] == "synthetic":
         return ""
-    return folder_fingerprint(root)
+    return fingerprint(ds["format"], ds.get("options") or {})
 
 
 def train_params(wildcards):

@@ -32,7 +32,10 @@ rule manifest:
         max_reject_fraction=lambda wc: dataset_config(wc)["max_reject_fraction"],
         fingerprint=source_fingerprint,
     log:
-        "logs/data/{dataset}/manifest.log",
+        log="logs/data/{dataset}/manifest.log",
+        # Snakemake deletes a failed job's outputs, so the rejects a failure message points at
+        # are kept here too.
+        rejects="logs/data/{dataset}/rejects.csv",
     benchmark:
         "benchmarks/data/{dataset}/manifest.tsv"
     resources:

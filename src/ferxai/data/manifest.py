@@ -27,7 +27,9 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 # Optional extra columns an adapter may add (kept after the required ones).
 OPTIONAL_COLUMNS: tuple[str, ...] = ("mask",)
-REJECT_COLUMNS: tuple[str, ...] = ("source", "row", "reason")
+# rejects.csv lists every input left out of the manifest. `counted` is True for rejects (unreadable
+# or malformed inputs, which max_reject_fraction budgets) and False for inputs dropped by design.
+REJECT_COLUMNS: tuple[str, ...] = ("source", "row", "reason", "counted")
 
 
 class ManifestError(ValueError):
@@ -79,28 +81,47 @@ def to_frame(result: AdapterResult) -> pd.DataFrame:
     return df
 
 
+def rejects_frame(result: AdapterResult) -> pd.DataFrame:
+    """Rejects then dropped inputs, one row each, with REJECT_COLUMNS."""
+    import pandas as pd
+
+    rows = ([{**r, "counted": True} for r in result.rejects]
+            + [{**d, "counted": False} for d in result.dropped])
+    return pd.DataFrame([{c: r.get(c, "") for c in REJECT_COLUMNS} for r in rows], columns=list(REJECT_COLUMNS))
+
+
 def write_manifest(
     result: AdapterResult,
     manifest_path: str | Path,
     rejects_path: str | Path,
     max_reject_fraction: float,
+    kept_rejects_path: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Write manifest and rejects; fail (after writing rejects) if too many inputs were rejected."""
-    import pandas as pd
+    """Write manifest and rejects; fail (after writing rejects) if too many inputs were rejected.
 
-    rejects = pd.DataFrame(result.rejects, columns=list(REJECT_COLUMNS))
-    Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
-    rejects.to_csv(rejects_path, index=False)
+    Only rejects count against ``max_reject_fraction``, as a fraction of rejects plus manifest
+    rows; dropped inputs are listed but not counted. ``kept_rejects_path`` gets a copy of the
+    rejects that survives a failed job (Snakemake deletes a failed job's outputs but keeps its
+    logs), and the error message names it.
+    """
+    frame = rejects_frame(result)
+    for path in (rejects_path, kept_rejects_path):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(path, index=False)
+    shown = kept_rejects_path if kept_rejects_path is not None else rejects_path
     df = to_frame(result)
-    total = len(df) + len(rejects)
+    n_rejects = len(result.rejects)
+    total = len(df) + n_rejects
     if total == 0:
-        raise ManifestError("no images found: check the dataset path and format in the config")
-    fraction = len(rejects) / total
+        dropped = f" ({len(result.dropped)} inputs dropped, see {shown})" if result.dropped else ""
+        raise ManifestError(f"no images found{dropped}: check the dataset path and format in the config")
+    fraction = n_rejects / total
     if fraction > max_reject_fraction:
-        examples = "; ".join(f"{r.source} (row {r.row}): {r.reason}" for r in rejects.head(3).itertuples())
+        examples = "; ".join(f"{r['source']} (row {r['row']}): {r['reason']}" for r in result.rejects[:3])
         raise ManifestError(
-            f"{len(rejects)} of {total} inputs rejected ({fraction:.1%} > max_reject_fraction "
-            f"{max_reject_fraction:.1%}); see {rejects_path}. First: {examples}"
+            f"{n_rejects} of {total} inputs rejected ({fraction:.1%} > max_reject_fraction "
+            f"{max_reject_fraction:.1%}); see {shown}. First: {examples}"
         )
     if df["id"].duplicated().any():
         dup = df.loc[df["id"].duplicated(), "id"].iloc[0]

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ferxai.classes import FER2013_CLASSES
 
@@ -339,6 +338,10 @@ def render_sample(config: SyntheticConfig, label: int, index: int) -> tuple[np.n
 
 def generate(out_dir: str | Path, config: SyntheticConfig | Mapping[str, Any] | None = None) -> None:
     """Write images/<class>/<class>_<i>.png, masks/<class>/..., and index.csv under `out_dir`."""
+    # PIL is imported here, not at the top: the config check, run on every snakemake call, imports
+    # this module for SyntheticConfig alone.
+    from PIL import Image
+
     cfg = config if isinstance(config, SyntheticConfig) else SyntheticConfig.from_dict(config)
     out = Path(out_dir)
     rows: list[tuple[str, str, str, int, str]] = []
@@ -371,5 +374,7 @@ def _remove_stale(directory: Path, name: str, count: int) -> None:
 
 def load_mask(path: str | Path) -> np.ndarray:
     """Read a mask PNG as a bool HxW array (any nonzero pixel is foreground)."""
+    from PIL import Image
+
     with Image.open(path) as im:
         return np.asarray(im.convert("L")) > 0

@@ -1,17 +1,23 @@
 """Dataset adapters: each reads one on-disk format and returns an AdapterResult (one manifest).
 
 ``ADAPTERS`` maps a config ``format`` to ``"module:function"``; modules are imported only when
-their format is used, so one broken or absent adapter cannot stop the others.
+their format is used, so one broken or absent adapter cannot stop the others. Their options are
+described in ferxai.data.options, which the config check reads without importing any adapter.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ferxai.data.manifest import AdapterResult, ManifestError
+from ferxai.classes import UNLABELLED
+from ferxai.data.manifest import AdapterResult, ManifestError, write_manifest
+from ferxai.data.options import OptionError, class_names, format_options
+from ferxai.data.options import check_options as check_described
 
 ADAPTERS: dict[str, str] = {
     "synthetic": "ferxai.data.adapters.synthetic:read_synthetic",
@@ -43,12 +49,10 @@ def class_option(classes: object, fmt: str) -> list[str] | None:
     """A ``classes`` option as a list of distinct names (None stays None), or ManifestError."""
     if classes is None:
         return None
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
-        raise ManifestError(f"{fmt} dataset: option 'classes' must be a list of names, got {classes!r}")
-    names = [str(c) for c in classes]
-    if not names or len(set(names)) != len(names):
-        raise ManifestError(f"{fmt} dataset: option 'classes' must be distinct names, got {names}")
-    return names
+    try:
+        return class_names(classes)
+    except OptionError as err:
+        raise ManifestError(f"{fmt} dataset: {err}") from None
 
 
 def get_adapter(fmt: str) -> Callable[..., AdapterResult]:
@@ -64,25 +68,27 @@ def get_adapter(fmt: str) -> Callable[..., AdapterResult]:
 
 
 def adapter_options(fmt: str) -> tuple[list[str], list[str]]:
-    """(required, optional) option names of ``fmt``'s adapter, read from its signature."""
-    params = inspect.signature(get_adapter(fmt)).parameters.values()
-    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    required = [p.name for p in named if p.default is p.empty]
-    optional = [p.name for p in named if p.default is not p.empty]
-    return required, optional
+    """(required, optional) option names of ``fmt``, from its description in ferxai.data.options."""
+    described = _described(fmt)
+    return [o.name for o in described if o.required], [o.name for o in described if not o.required]
 
 
-def check_options(fmt: str, options: Mapping[str, Any] | None) -> None:
-    """ManifestError naming unknown or missing options of ``fmt``'s adapter; reads no data."""
-    required, optional = adapter_options(fmt)
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(required) - set(optional))
-    if unknown:
-        raise ManifestError(f"dataset format {fmt!r}: unknown option(s) {unknown}; "
-                            f"valid options: {', '.join(required + optional)}")
-    missing = [name for name in required if name not in options]
-    if missing:
-        raise ManifestError(f"dataset format {fmt!r}: missing required option(s) {missing}")
+def check_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` checked as the config check does (names, types, choices); reads no data.
+
+    Returns them as the adapter's keyword arguments; ManifestError names the problem.
+    """
+    try:
+        return check_described(fmt, options)
+    except OptionError as err:
+        raise ManifestError(f"{fmt} dataset: {err}" if err.value else str(err)) from None
+
+
+def _described(fmt: str):
+    try:
+        return format_options(fmt)
+    except OptionError as err:
+        raise ManifestError(str(err)) from None
 
 
 def build_manifest(fmt: str, options: Mapping[str, Any] | None) -> AdapterResult:
@@ -90,10 +96,33 @@ def build_manifest(fmt: str, options: Mapping[str, Any] | None) -> AdapterResult
 
     Unknown and missing options are reported before any file is read, with the valid names.
     """
-    options = dict(options or {})
-    check_options(fmt, options)
-    return get_adapter(fmt)(**options)
+    return get_adapter(fmt)(**check_options(fmt, options))
 
 
-__all__ = ["ADAPTERS", "SPLIT_ALIASES", "adapter_options", "build_manifest", "check_options", "class_option", "get_adapter",
-           "normalise_split"]
+def run_manifest(fmt: str, options: Mapping[str, Any] | None, manifest_path: str | os.PathLike,
+                 rejects_path: str | os.PathLike, max_reject_fraction: float,
+                 kept_rejects_path: str | os.PathLike | None = None) -> tuple[AdapterResult, Any]:
+    """The manifest stage: build, log what was left out and why, write (see write_manifest).
+
+    Returns the adapter result and the manifest frame.
+    """
+    result = build_manifest(fmt, options)
+    if result.rejects:
+        logging.warning("%d inputs rejected:\n%s", len(result.rejects),
+                        "\n".join(f"{r['source']}\t{r['row']}\t{r['reason']}" for r in result.rejects))
+    if result.dropped:
+        # Left out by design (FER+ rows where "unknown" wins, files that are not images): listed in
+        # the rejects file with counted=False, never budgeted.
+        logging.info("dropped %d inputs (listed in the rejects file, not counted against "
+                     "max_reject_fraction): %s", len(result.dropped), dict(Counter(d["reason"] for d in result.dropped)))
+    frame = write_manifest(result, manifest_path, rejects_path, max_reject_fraction, kept_rejects_path)
+    counts = Counter(int(label) for label in frame["label"])
+    empty = [name for k, name in enumerate(result.classes) if not counts.get(k)]
+    if empty and set(counts) != {UNLABELLED}:  # images without classes name the model's outputs
+        logging.warning("%d of %d classes have no image: %s", len(empty), len(result.classes), empty)
+    logging.info("manifest: %d images in %d classes", len(frame), len(result.classes))
+    return result, frame
+
+
+__all__ = ["ADAPTERS", "SPLIT_ALIASES", "adapter_options", "build_manifest", "check_options", "class_option",
+           "get_adapter", "normalise_split", "run_manifest"]

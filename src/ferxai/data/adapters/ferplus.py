@@ -24,8 +24,9 @@ from ferxai.classes import FERPLUS_CLASSES, FERPLUS_NON_CLASSES
 from ferxai.data.adapters.fer2013_csv import USAGE_SPLITS, fer_row, load_fer2013_table, usage_problem
 from ferxai.data.images import csv_row_ref
 from ferxai.data.manifest import AdapterResult, ManifestError
+from ferxai.data.options import OptionError, check_value, option
 
-LABEL_MODES: tuple[str, ...] = ("majority", "plurality", "drop_ties")
+LABEL_MODES: tuple[str, ...] = option("ferplus", "label_mode").choices
 VOTE_COLUMNS: tuple[str, ...] = (*FERPLUS_CLASSES, *FERPLUS_NON_CLASSES)
 DROP_REASONS: tuple[str, ...] = ("no votes", "unknown wins", "NF wins", "no majority", "tie")
 
@@ -40,9 +41,10 @@ def read_ferplus(
     Rows with bad pixels, non-integer or negative votes, or an unknown Usage are rejected with
     their 1-based row number. The two files must have the same number of data rows.
     """
-    if label_mode not in LABEL_MODES:
-        raise ManifestError(f"ferplus dataset: option 'label_mode' must be one of {list(LABEL_MODES)}, "
-                            f"got {label_mode!r}")
+    try:
+        check_value(option("ferplus", "label_mode"), label_mode)
+    except OptionError as err:
+        raise ManifestError(f"ferplus dataset: {err}") from None
     table = load_fer2013_table(fer2013_csv)
     votes_frame = _read_votes(ferplus_csv)
     if len(votes_frame) != len(table.reasons):

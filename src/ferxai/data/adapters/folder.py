@@ -19,9 +19,7 @@ from pathlib import Path
 from ferxai.data.adapters import class_option, normalise_split
 from ferxai.data.images import IMAGE_EXTENSIONS, decode_image_file
 from ferxai.data.manifest import AdapterResult, ManifestError, pixel_fields
-
-# CK+ file names are <subject>_<sequence>_<frame>, e.g. S005_001_00000011.png -> subject S005.
-CKPLUS_SUBJECT_PATTERN = r"(?:^|/)(?P<subject>S\d{3})_\d{3}_\d+\.[^/]*$"
+from ferxai.data.options import CKPLUS_SUBJECT_PATTERN, OptionError, compile_regex, option
 # Folders that archivers add and that hold no real images (macOS resource forks).
 _JUNK_DIRS = {"__MACOSX"}
 
@@ -92,16 +90,10 @@ def read_folder(
 
 
 def _compile_subject_pattern(subject_pattern: str | None) -> re.Pattern[str] | None:
-    if not subject_pattern:
-        return None
-    what = f"folder dataset: option 'subject_pattern' {subject_pattern!r}"
     try:
-        pattern = re.compile(subject_pattern)
-    except re.error as err:
-        raise ManifestError(f"{what} is not a regex: {err}") from None
-    if "subject" not in pattern.groupindex:
-        raise ManifestError(f"{what} has no (?P<subject>...) group")
-    return pattern
+        return compile_regex(subject_pattern, option("folder", "subject_pattern"))
+    except OptionError as err:
+        raise ManifestError(f"folder dataset: {err}") from None
 
 
 def _split_layout(root: Path) -> dict[str, str]:

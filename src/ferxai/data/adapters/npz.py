@@ -22,9 +22,10 @@ NPZ_SPLITS: tuple[str, ...] = ("train", "val", "test")
 def read_npz(path: str | os.PathLike, classes: Sequence[str] | None = None) -> AdapterResult:
     """Manifest rows for every item of every split in the npz file.
 
-    ``classes`` names label indices 0..K-1 (default "0".."K-1" with K = largest label + 1);
-    items whose label falls outside them are rejected. Missing or half-present splits, length
-    mismatches and non-integer labels raise ManifestError naming the file and array.
+    ``classes`` names label indices 0..K-1 with K = largest label + 1 (default "0".."K-1"); a list
+    of another length raises ManifestError naming the option. Items with a negative label are
+    rejected. Missing or half-present splits, length mismatches and non-integer labels raise
+    ManifestError naming the file and array.
     """
     class_list = class_option(classes, "npz")
     shown = os.fspath(path)
@@ -54,18 +55,23 @@ def read_npz(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
                                 f"'{split}_labels' has {len(labels)}")
         data[split] = (images, labels)
 
+    top = max((int(labels.max()) for _, labels in data.values() if len(labels)), default=-1)
     if class_list is None:
-        top = max((int(labels.max()) for _, labels in data.values() if len(labels)), default=-1)
         class_list = [str(k) for k in range(top + 1)]
+    elif len(class_list) != top + 1:
+        # A wrong-length list would either leave trailing classes without images or reject whole
+        # classes; either way the names do not describe this file (e.g. another MedMNIST subset).
+        raise ManifestError(f"npz dataset: option 'classes' has {len(class_list)} names but the labels of {shown} "
+                            f"are 0-{top} ({top + 1} classes); give one name per label, in label order, "
+                            "or leave 'classes' out for names 0..K-1")
     result = AdapterResult(classes=class_list)
     for split in present:
         images, labels = data[split]
         width = len(str(max(len(labels) - 1, 0)))
         for i, (image, label) in enumerate(zip(images, labels)):
             source = npz_item_ref(shown, f"{split}_images", i)
-            if not 0 <= label < len(class_list):
-                result.rejects.append({"source": source, "row": "", "reason": f"label {int(label)} is outside "
-                                       f"the {len(class_list)} classes (0-{len(class_list) - 1})"})
+            if label < 0:
+                result.rejects.append({"source": source, "row": "", "reason": f"label {int(label)} is negative"})
                 continue
             result.rows.append({
                 "id": f"{split}{i:0{width}d}",
