@@ -1,0 +1,160 @@
+"""What code a workflow job runs, as a short fingerprint Snakemake can record as a param.
+
+Snakemake reruns a job when its rule's script changes, not when the library code behind the
+script does, nor when a backing library is upgraded. So each rule gets a ``code`` param: a hash of
+the source of every ``ferxai`` module its script (and, for explanation jobs, its method's module)
+imports, directly or through other ``ferxai`` modules, plus the installed versions of the
+third-party packages those modules import. Editing ``methods/gradcam.py`` then changes the
+fingerprint of GradCAM's jobs only; editing ``train.py`` that of training (and the jobs after it
+rerun because their inputs do).
+
+Everything is read statically (``ast``), so computing a fingerprint imports nothing: it runs in
+the Snakemake process on every invocation, dry runs included. Imports inside functions count (they
+run when the job runs); imports under ``if TYPE_CHECKING:`` do not.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+PACKAGE = "ferxai"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds ferxai/
+
+# Import names whose distribution is named differently (importlib.metadata.packages_distributions
+# would find these too, but it reads every installed distribution's file list on each call).
+DISTRIBUTION_OF: dict[str, str] = {
+    "PIL": "pillow",
+    "cv2": "opencv-python-headless",
+    "pytorch_grad_cam": "grad-cam",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "yaml": "PyYAML",
+}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterable[str]:
+    """Absolute names of what `module`'s source imports (``from a import b`` yields a.b and a)."""
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")
+                anchor = parts if is_package else parts[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _module_file(module: str, root: Path) -> Path | None:
+    path = root.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=None)
+def _parsed(path: Path, mtime_ns: int, size: int, module: str, is_package: bool
+            ) -> tuple[bytes, tuple[str, ...]]:
+    source = path.read_bytes()
+    names = tuple(sorted(set(_imports(ast.parse(source, filename=str(path)), module, is_package))))
+    return source, names
+
+
+def _read(path: Path, root: Path) -> tuple[bytes, tuple[str, ...]]:
+    """(source, imported names) of one file, parsed once per content (mtime and size)."""
+    st = path.stat()
+    is_package = path.name == "__init__.py"
+    module = ""
+    if path.is_relative_to(root):  # a workflow script is not a module: it has no relative imports
+        parts = path.relative_to(root).with_suffix("").parts
+        module = ".".join(parts[:-1] if is_package else parts)
+    return _parsed(path, st.st_mtime_ns, st.st_size, module, is_package)
+
+
+def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT
+                   ) -> tuple[dict[str, Path], set[str]]:
+    """({ferxai module: file} reached from `entry_files`, {third-party top-level import names}).
+
+    Importing ``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``, so parents count too.
+    """
+    modules: dict[str, Path] = {}
+    external: set[str] = set()
+    todo: list[Path] = [Path(f) for f in entry_files]
+    seen_files: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen_files:
+            continue
+        seen_files.add(path)
+        for name in _read(path, root)[1]:
+            top = name.split(".")[0]
+            if top != PACKAGE:
+                if top and top not in sys.stdlib_module_names:
+                    external.add(top)
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                sub = ".".join(parts[:depth])
+                if sub in modules:
+                    continue
+                found = _module_file(sub, root)
+                if found is not None:  # `from pkg import name` also yields pkg.name, maybe not a module
+                    modules[sub] = found
+                    todo.append(found)
+    return modules, external
+
+
+@lru_cache(maxsize=None)
+def installed_version(import_name: str) -> str:
+    """Version of the distribution providing `import_name`, or "absent"."""
+    try:
+        return metadata.version(DISTRIBUTION_OF.get(import_name, import_name))
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT) -> str:
+    """Hash of what the given scripts or ``ferxai`` module names run: the source of every ferxai
+    module they reach and the versions of the third-party packages those import."""
+    files: list[Path] = []
+    for entry in entries:
+        if isinstance(entry, str) and entry.split(".")[0] == PACKAGE:
+            found = _module_file(str(entry), root)
+            if found is None:
+                raise ValueError(f"no module {entry} under {root}")
+            files.append(found)
+        else:
+            files.append(Path(entry))
+    modules, external = module_closure(files, root)
+    digest = hashlib.sha256()
+    for path in sorted(set(files) | set(modules.values())):
+        rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+        digest.update(f"{rel}\0".encode())
+        digest.update(_read(path, root)[0])
+    for name in sorted(external):
+        digest.update(f"{name}=={installed_version(name)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["code_fingerprint", "installed_version", "module_closure"]
