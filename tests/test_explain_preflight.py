@@ -113,3 +113,27 @@ def test_close_candidates_are_measured_again_and_keep_their_fastest_timing(monke
     assert built[8] == 2 and built[4] == 2 and built[1] == 1  # only the two close ones again
     eight = next(c for c in result.candidates if c.batch_size == 8)
     assert min(eight.timings) == eight.sec_per_image < 0.0012
+
+
+def test_search_is_sized_by_the_work_it_plans():
+    # 3 ms/image at every batch size: 6 images of work are 18 ms, so with half of that as budget
+    # the scan stops after a few small candidates instead of timing each for min_seconds.
+    class Flat(Timed):
+        cost_ms = {b: 3.0 for b in (1, 2, 4, 8, 16, 32)}
+
+    x, t = data(6)
+    started = time.perf_counter()
+    result = run_preflight(lambda b: Flat(nn.Identity(), batch_size=b), x, t, batch_sizes=[1, 2, 4, 8, 16, 32],
+                           min_seconds=0.5, work_images=6, budget_fraction=0.5)
+    spent = time.perf_counter() - started
+    assert spent < 0.5  # without a budget every candidate is timed for min_seconds (0.5 s)
+    assert len(result.candidates) < 6
+
+
+def test_batches_a_job_cannot_fill_are_not_tried():
+    # a job of 5 one-pass images fills batch 8 at most: 16 and 32 would time the same calls
+    x, t = data(5)
+    result = run_preflight(make, x, t, batch_sizes=[1, 2, 4, 8, 16, 32], min_seconds=0.01,
+                           work_images=5, budget_fraction=1e6, patience=10)
+    assert [c.batch_size for c in result.candidates] == [1, 2, 4, 8]
+    assert max(c.images_per_call for c in result.candidates) == 5

@@ -40,7 +40,7 @@ USERS_LOCK = Path("/tmp/ferxai-slurm-users.lock")  # shared by every session usi
 GPU_RULES = {"train", "evaluate", "preflight", "attribute"}
 RULES = GPU_RULES | {"synthesize_dataset", "manifest", "splits", "plot_confusion_matrix",
                      "plot_training_curves", "select_samples", "explain_inputs", "gather_attributions",
-                     "overlays", "method_grids", "explanation_store"}
+                     "method_grids", "explanation_store"}
 RUN_TIMEOUT = 1200  # seconds for one snakemake run (a normal one takes a few minutes)
 
 

@@ -85,7 +85,7 @@ def test_retuning_one_method_reruns_only_that_method(built):
     jobs = planned_jobs(built)
     per_method = [(rule, wc) for rule, wc in jobs if "method=" in wc]
     assert per_method and all("method=saliency" in wc for _, wc in per_method)
-    assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions", "overlays",
+    assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions",
                                           "explanation_store", "method_grids"}
     write_config(built, original)
     assert planned_rules(built) == set()
@@ -99,7 +99,7 @@ def test_adding_a_method_reruns_nothing_else(built):
     jobs = planned_jobs(built)
     per_method = [(rule, wc) for rule, wc in jobs if "method=" in wc]
     assert per_method and all("method=ig_blur" in wc for _, wc in per_method)
-    assert {rule for rule, _ in jobs} - {"preflight", "attribute", "gather_attributions", "overlays"} == {
+    assert {rule for rule, _ in jobs} - {"preflight", "attribute", "gather_attributions"} == {
         "explanation_store", "method_grids"}
     write_config(built, original)
 

@@ -35,7 +35,7 @@ TINY = {
                   "explain": {"gpu": 0, "threads": 1}},
 }
 EXPLAIN_RULES = {"select_samples", "explain_inputs", "preflight", "attribute", "gather_attributions",
-                 "explanation_store", "overlays", "method_grids"}
+                 "explanation_store", "method_grids"}
 
 
 def make_workdir(tmp: Path, cfg: dict) -> Path:

@@ -22,7 +22,11 @@ from ferxai.config import (
     explain_methods,
     has_no_classes,
 )
+from ferxai.data.adapters import ADAPTERS
 from ferxai.data.fingerprint import folder_fingerprint
+from ferxai.explain import catalog as method_catalog
+from ferxai.provenance import code_fingerprint
+from ferxai.settings import EvaluateSettings, ExplainSettings
 from ferxai.stage_files import explain_targets
 
 
@@ -41,9 +45,10 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"{config_origin(err.key, config_sources())}: {err}") from None
 
-EXPLAIN = config.get("explain", {})
+EXPLAIN = ExplainSettings.from_dict(config.get("explain"))
+EVALUATE = EvaluateSettings.from_dict(config.get("evaluate"))
 EXPLAIN_METHODS = explain_methods(config)  # label -> {"method": registry name, "params": {...}}
-CONDITIONS = list(EXPLAIN.get("conditions", ["clean"]))
+CONDITIONS = list(EXPLAIN.conditions)
 DATASETS = sorted(config["datasets"])
 EXPERIMENTS = sorted(config["experiments"])
 SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
@@ -119,6 +124,36 @@ def train_params(wildcards):
     return {"model": settings["model"], "train": settings["train"]}
 
 
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+
+def code_of(script, *modules):
+    """`code` param of a rule: a fingerprint of the library code its script runs (and `modules`)
+    and of the versions of the packages that code imports, so that a library fix or upgrade
+    reruns the jobs it affects (Snakemake itself tracks only the script)."""
+    return code_fingerprint(SCRIPTS / script, *modules)
+
+
+def method_code(script):
+    """`code` param of a per-method rule: the script's code plus the method's own module, which
+    the script reaches only through the catalog's name (so the static walk cannot see it)."""
+
+    def fingerprint(wildcards):
+        implementation = method_catalog.get(EXPLAIN_METHODS[wildcards.method]["method"]).implementation
+        return code_of(script, implementation.split(":")[0])
+
+    return fingerprint
+
+
+def adapter_code(script):
+    """`code` param of the manifest rule: the script's code plus the dataset format's adapter."""
+
+    def fingerprint(wildcards):
+        return code_of(script, ADAPTERS[dataset_config(wildcards)["format"]].split(":")[0])
+
+    return fingerprint
+
+
 def rule_resource(group, key, default):
     return config.get("resources", {}).get(group, {}).get(key, default)
 
@@ -134,14 +169,12 @@ EVAL_PLOTS = [
 
 
 def explain_selection_params(wildcards):
-    keys = ("scope", "sets", "num_each")
-    return {k: EXPLAIN[k] for k in keys if k in EXPLAIN}
+    return EXPLAIN.selection()
 
 
 def explain_run_params(wildcards):
     """Settings every attribution job of a method sees (but not other methods' parameters)."""
-    keys = ("target", "target_class", "output", "seed", "device", "shard_size", "preflight")
-    return {k: EXPLAIN[k] for k in keys if k in EXPLAIN}
+    return EXPLAIN.run()
 
 
 def method_spec(wildcards):
@@ -159,7 +192,7 @@ def shard_files(wildcards):
 
     n = sample_count(wildcards.experiment)
     prefix = f"results/{wildcards.experiment}/explain/{wildcards.condition}/{wildcards.method}"
-    return [f"{prefix}/shard-{k}.npz" for k in range(num_shards(n, int(EXPLAIN.get("shard_size", 64))))]
+    return [f"{prefix}/shard-{k}.npz" for k in range(num_shards(n, EXPLAIN.shard_size))]
 
 
 def attribute_runtime(wildcards, input):
@@ -170,7 +203,7 @@ def attribute_runtime(wildcards, input):
 
     with open(input.preflight) as fh:
         seconds = json.load(fh)["sec_per_image"]
-    return shard_runtime_minutes(seconds, int(EXPLAIN.get("shard_size", 64)))
+    return shard_runtime_minutes(seconds, EXPLAIN.shard_size)
 
 
 def attribution_keys(wildcards):

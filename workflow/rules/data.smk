@@ -5,6 +5,7 @@ rule synthesize_dataset:
     output:
         directory("results/data/{dataset}/synthetic"),
     params:
+        code=code_of("synthesize_dataset.py"),
         options=lambda wc: dataset_config(wc).get("options", {}),
     log:
         "logs/data/{dataset}/synthesize_dataset.log",
@@ -27,6 +28,7 @@ rule manifest:
         rejects="results/data/{dataset}/rejects.csv",
         classes="results/data/{dataset}/classes.json",
     params:
+        code=adapter_code("manifest.py"),
         format=lambda wc: dataset_config(wc)["format"],
         options=manifest_params,
         max_reject_fraction=lambda wc: dataset_config(wc)["max_reject_fraction"],
@@ -62,6 +64,7 @@ rule splits:
         duplicates="results/data/{dataset}/splits/duplicates.csv",
         label_conflicts="results/data/{dataset}/splits/label_conflicts.csv",
     params:
+        code=code_of("splits.py"),
         settings=lambda wc: dataset_config(wc)["splits"],
     log:
         "logs/data/{dataset}/splits.log",

@@ -7,7 +7,8 @@ rule evaluate:
         confusion="results/{experiment}/eval/confusion_matrix.csv",
         predictions="results/{experiment}/eval/predictions.csv",
     params:
-        settings=config.get("evaluate", {}),
+        code=code_of("evaluate.py"),
+        settings=EVALUATE.to_dict(),
     log:
         "logs/{experiment}/evaluate.log",
     benchmark:
@@ -39,6 +40,8 @@ rule plot_confusion_matrix:
             category="Evaluation",
             subcategory="{experiment}",
         ),
+    params:
+        code=code_of("plot_confusion_matrix.py"),
     log:
         "logs/{experiment}/plot_confusion_matrix.log",
     benchmark:
@@ -62,6 +65,8 @@ rule plot_training_curves:
             )
             for key in ("train_loss", "val_loss", "val_accuracy", "val_macro_f1")
         },
+    params:
+        code=code_of("plot_training_curves.py"),
     log:
         "logs/{experiment}/plot_training_curves.log",
     benchmark:

@@ -9,6 +9,7 @@ checkpoint select_samples:
     output:
         "results/{experiment}/explain/samples.csv",
     params:
+        code=code_of("select_samples.py"),
         selection=explain_selection_params,
     log:
         "logs/{experiment}/explain/select_samples.log",
@@ -28,6 +29,8 @@ rule explain_inputs:
         train=lambda wc: f"{data_dir(wc)}/splits/train.csv",
     output:
         "results/{experiment}/explain/inputs.npz",
+    params:
+        code=code_of("explain_inputs.py"),
     log:
         "logs/{experiment}/explain/explain_inputs.log",
     benchmark:
@@ -41,14 +44,19 @@ rule explain_inputs:
 
 
 rule preflight:
+    # Measures the method's batch size on shard 0's images, then explains that shard under the
+    # first condition in the same process: a method with one shard costs one start-up, not two.
     input:
         model=model_checkpoint,
         inputs="results/{experiment}/explain/inputs.npz",
     output:
-        "results/{experiment}/explain/preflight/{method}.json",
+        preflight="results/{experiment}/explain/preflight/{method}.json",
+        shard=f"results/{{experiment}}/explain/{CONDITIONS[0]}/{{method}}/shard-0.npz",
     params:
+        code=method_code("preflight.py"),
         method=method_spec,
         settings=explain_run_params,
+        condition=CONDITIONS[0],
     log:
         "logs/{experiment}/explain/preflight/{method}.log",
     benchmark:
@@ -64,6 +72,10 @@ rule preflight:
         "../scripts/preflight.py"
 
 
+# The other shards, and every shard of the other conditions, use the measured batch size.
+ruleorder: preflight > attribute
+
+
 rule attribute:
     input:
         model=model_checkpoint,
@@ -72,6 +84,7 @@ rule attribute:
     output:
         "results/{experiment}/explain/{condition}/{method}/shard-{shard}.npz",
     params:
+        code=method_code("attribute.py"),
         method=method_spec,
         settings=explain_run_params,
     log:
@@ -90,11 +103,23 @@ rule attribute:
 
 
 rule gather_attributions:
+    # Concatenates the shards and draws the method's overlays and gallery: both are quick and
+    # need no torch, so one process does them.
     input:
         shards=shard_files,
         inputs="results/{experiment}/explain/inputs.npz",
     output:
-        "results/{experiment}/explain/{condition}/{method}/attributions.npz",
+        attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+        overlays=directory("results/{experiment}/explain/{condition}/{method}/overlays"),
+        gallery=report(
+            "results/{experiment}/explain/{condition}/{method}/gallery.png",
+            caption="../report/gallery.rst",
+            category="Explanations",
+            subcategory="{experiment} {condition}",
+        ),
+    params:
+        code=code_of("gather_attributions.py"),
+        overlay=dict(EXPLAIN.overlay),
     log:
         "logs/{experiment}/explain/{condition}/{method}/gather.log",
     benchmark:
@@ -112,6 +137,7 @@ rule explanation_store:
     output:
         directory("results/{experiment}/explain/store.zarr"),
     params:
+        code=code_of("explanation_store.py"),
         pairs=attribution_keys,
     log:
         "logs/{experiment}/explain/store.log",
@@ -123,30 +149,6 @@ rule explanation_store:
         "../scripts/explanation_store.py"
 
 
-rule overlays:
-    input:
-        inputs="results/{experiment}/explain/inputs.npz",
-        attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
-    output:
-        overlays=directory("results/{experiment}/explain/{condition}/{method}/overlays"),
-        gallery=report(
-            "results/{experiment}/explain/{condition}/{method}/gallery.png",
-            caption="../report/gallery.rst",
-            category="Explanations",
-            subcategory="{experiment} {condition}",
-        ),
-    params:
-        overlay=EXPLAIN.get("overlay", {}),
-    log:
-        "logs/{experiment}/explain/{condition}/{method}/overlays.log",
-    benchmark:
-        "benchmarks/{experiment}/explain/{condition}/{method}/overlays.tsv"
-    conda:
-        "../../envs/explain.yaml"
-    script:
-        "../scripts/overlays.py"
-
-
 rule method_grids:
     input:
         inputs="results/{experiment}/explain/inputs.npz",
@@ -154,9 +156,10 @@ rule method_grids:
     output:
         directory("results/{experiment}/explain/{condition}/grids"),
     params:
+        code=code_of("method_grids.py"),
         methods=lambda wc: EXPLAIN_METHODS,
-        overlay=EXPLAIN.get("overlay", {}),
-        runner_layout=EXPLAIN.get("runner_layout", False),
+        overlay=dict(EXPLAIN.overlay),
+        runner_layout=EXPLAIN.runner_layout,
     log:
         "logs/{experiment}/explain/{condition}/grids.log",
     benchmark:

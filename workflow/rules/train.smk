@@ -8,6 +8,7 @@ rule train:
         last="results/{experiment}/model/last.pt",
         log="results/{experiment}/model/train_log.jsonl",
     params:
+        code=code_of("train.py"),
         settings=train_params,
     log:
         "logs/{experiment}/train.log",
@@ -31,6 +32,7 @@ rule import_checkpoint:
     output:
         "results/{experiment}/model/imported.pt",
     params:
+        code=code_of("import_checkpoint.py"),
         model=lambda wc: SETTINGS[wc.experiment]["model"],
     log:
         "logs/{experiment}/import_checkpoint.log",

@@ -1,8 +1,8 @@
 """The model-running steps of the explanation stage (inputs, preflight, shards); the torch-free
 file steps are in `ferxai.explain.collect`. Each is called by one thin workflow script.
 
-select -> inputs.npz -> preflight/<method>.json -> <condition>/<method>/shard-<k>.npz
--> attributions.npz -> store.zarr. A method sees only the images, targets, references and its own
+select -> inputs.npz -> preflight/<method>.json + <first condition>/<method>/shard-0.npz (one
+job) -> other shards -> attributions.npz -> store.zarr. A method sees only the images, targets, references and its own
 parameters; it knows nothing of files.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ferxai.data.dataset import load_split_arrays
@@ -29,6 +29,7 @@ from ferxai.explain.shards import shard_range
 from ferxai.explain.mean_images import mean_images
 from ferxai.explain.shard_files import save_shard
 from ferxai.explain.targets import resolve_targets
+from ferxai.settings import ExplainSettings
 from ferxai.models import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ REFERENCE_IMAGES = 64  # training images handed to methods that sample replaceme
 def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: str | Path,
                  train_split: str | Path, out_npz: str | Path, seed: int = 0) -> None:
     """Everything the attribution jobs need, in one file: images, labels, predictions, references."""
+    import pandas as pd  # only this step reads tables; the attribution jobs need not pay for it
+
     _, meta = load_checkpoint(checkpoint)
     size, channels, classes = int(meta["input_size"]), int(meta["in_channels"]), list(meta["classes"])
     samples = pd.read_csv(samples_csv, dtype={"id": str}, keep_default_na=False)
@@ -76,11 +79,10 @@ def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: st
 
 
 def build_explainer(model: torch.nn.Module, meta: Mapping[str, Any], spec: Mapping[str, Any],
-                    settings: Mapping[str, Any], inputs: Mapping[str, np.ndarray], batch_size: int,
+                    settings: ExplainSettings, inputs: Mapping[str, np.ndarray], batch_size: int,
                     device: torch.device) -> Explainer:
-    explainer = make_explainer(spec["method"], model, arch=meta.get("arch", ""),
-                               output=settings.get("output", "logits"), batch_size=batch_size,
-                               **spec.get("params", {}))
+    explainer = make_explainer(spec["method"], model, arch=meta.get("arch", ""), output=settings.output,
+                               batch_size=batch_size, **spec.get("params", {}))
     if hasattr(explainer, "set_reference"):
         explainer.set_reference(
             mean_image=torch.from_numpy(inputs["mean_image"]).to(device),
@@ -90,62 +92,95 @@ def build_explainer(model: torch.nn.Module, meta: Mapping[str, Any], spec: Mappi
     return explainer
 
 
-def _targets(inputs: Mapping[str, np.ndarray], settings: Mapping[str, Any]) -> np.ndarray:
-    return resolve_targets(settings.get("target", "predicted"), inputs["labels"], inputs["predictions"],
-                           list(inputs["class_names"]), settings.get("target_class"))
+def _targets(inputs: Mapping[str, np.ndarray], settings: ExplainSettings) -> np.ndarray:
+    return resolve_targets(settings.target, inputs["labels"], inputs["predictions"],
+                           list(inputs["class_names"]), settings.target_class)
 
 
-def _model_on(checkpoint: str | Path, settings: Mapping[str, Any]) -> tuple[torch.nn.Module, dict, torch.device]:
-    device = resolve_device(settings.get("device", "auto"))
-    model, meta = load_checkpoint(checkpoint, map_location=device)
-    return model.to(device).eval(), meta, device
+class _Job:
+    """What one attribution job holds in memory: the model on its device, the inputs, the targets."""
+
+    def __init__(self, checkpoint: str | Path, inputs_npz: str | Path, spec: Mapping[str, Any],
+                 settings: Mapping[str, Any] | ExplainSettings):
+        self.spec = spec
+        self.settings = ExplainSettings.from_dict(settings)
+        self.device = resolve_device(self.settings.device)
+        model, self.meta = load_checkpoint(checkpoint, map_location=self.device)
+        self.model = model.to(self.device).eval()
+        self.inputs = load_inputs(inputs_npz)
+        self.targets = _targets(self.inputs, self.settings)
+
+    def explainer(self, batch_size: int) -> Explainer:
+        return build_explainer(self.model, self.meta, self.spec, self.settings, self.inputs, batch_size,
+                               self.device)
+
+    def shard_range(self, shard: int) -> tuple[int, int]:
+        n = len(self.inputs["ids"])
+        return shard_range(n, self.settings.shard_size, shard) if n else (0, 0)
+
+    def preflight(self, shard: int = 0) -> PreflightResult:
+        """Batch size for this method, measured on the images of `shard`, with a search sized by
+        that shard's work (see run_preflight)."""
+        start, stop = self.shard_range(shard)
+        x = torch.from_numpy(self.inputs["images"][start:stop]).float().div(255).to(self.device)
+        t = torch.from_numpy(self.targets[start:stop]).to(self.device)
+        pf = self.settings.preflight
+        return run_preflight(self.explainer, x, t, batch_sizes=pf.batch_sizes, memory_budget_mb=pf.memory_budget_mb,
+                             min_seconds=pf.min_seconds, work_images=max(1, stop - start))
+
+    def shard(self, condition: str, shard: int, batch_size: int, out_npz: str | Path) -> None:
+        """Attributions of one shard of the selected images under one noise condition."""
+        seed = self.settings.seed
+        start, stop = self.shard_range(shard)
+        x = torch.from_numpy(self.inputs["images"][start:stop]).float().div(255)
+        x = apply_noise(x, condition, seed, start=start).to(self.device)
+        targets = torch.from_numpy(self.targets[start:stop]).to(self.device)
+        explainer = self.explainer(batch_size)
+        torch.manual_seed(seed + shard)
+        per_call = images_per_call(batch_size, explainer.model_inputs_per_image())
+        started = time.perf_counter()
+        maps = [explainer.attribute(x[s:s + per_call], targets[s:s + per_call]).cpu()
+                for s in range(0, len(x), per_call)]
+        compute_seconds = time.perf_counter() - started
+        h, w = self.inputs["images"].shape[-2:]
+        out = torch.cat(maps).numpy() if maps else np.zeros((0, h, w), np.float32)
+        desc = explainer.describe()
+        meta = {"start": start, "total": len(self.inputs["ids"]), "shard_size": self.settings.shard_size,
+                "method": self.spec["method"], "params": desc["params"], "signed": desc["signed"],
+                "library": desc["library"], "family": desc["family"], "output": desc["output"],
+                "condition": condition, "seed": seed, "batch_size": batch_size,
+                "compute_seconds": compute_seconds}  # bench/job_costs.py: compute vs fixed cost
+        save_shard(out_npz, out, self.inputs["ids"][start:stop].tolist(), meta,
+                   arrays={"targets": targets.cpu().numpy()})
 
 
-def write_preflight(checkpoint: str | Path, inputs_npz: str | Path, spec: Mapping[str, Any],
-                    settings: Mapping[str, Any], out_json: str | Path) -> PreflightResult:
-    with gpu_slot():
-        model, meta, device = _model_on(checkpoint, settings)
-        inputs = load_inputs(inputs_npz)
-        x = torch.from_numpy(inputs["images"]).float().div(255).to(device)
-        t = torch.from_numpy(_targets(inputs, settings)).to(device)
-        pf = dict(settings.get("preflight") or {})
-
-        def make(batch_size: int) -> Explainer:
-            return build_explainer(model, meta, spec, settings, inputs, batch_size, device)
-
-        result = run_preflight(make, x, t, batch_sizes=pf.get("batch_sizes", (1, 2, 4, 8, 16, 32, 64, 128)),
-                               memory_budget_mb=pf.get("memory_budget_mb", 4000),
-                               min_seconds=pf.get("min_seconds", 0.5))
-    Path(out_json).write_text(json.dumps({**result.to_dict(), "spec": dict(spec)}, indent=1) + "\n")
+def _write_preflight(result: PreflightResult, spec: Mapping[str, Any], out_json: str | Path,
+                     seconds: float) -> None:
+    record = {**result.to_dict(), "spec": dict(spec), "preflight_seconds": seconds}
+    Path(out_json).write_text(json.dumps(record, indent=1) + "\n")
     log.info("%s: batch size %d, %.2f ms/image on %s", spec["method"], result.batch_size,
              1000 * result.sec_per_image, result.device)
+
+
+def write_preflight_and_shard(checkpoint: str | Path, inputs_npz: str | Path, spec: Mapping[str, Any],
+                              settings: Mapping[str, Any] | ExplainSettings, condition: str,
+                              preflight_json: str | Path, shard_npz: str | Path) -> PreflightResult:
+    """The preflight and then shard 0 of `condition` in one process: the job that measures the
+    batch size also uses it, so a method's first shard pays for one start-up, not two."""
+    with gpu_slot():
+        job = _Job(checkpoint, inputs_npz, spec, settings)
+        started = time.perf_counter()
+        result = job.preflight()
+        seconds = time.perf_counter() - started
+        job.shard(condition, 0, result.batch_size, shard_npz)
+    _write_preflight(result, spec, preflight_json, seconds)
     return result
 
 
 def write_shard(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: str | Path,
-                spec: Mapping[str, Any], settings: Mapping[str, Any], condition: str, shard: int,
-                out_npz: str | Path) -> None:
+                spec: Mapping[str, Any], settings: Mapping[str, Any] | ExplainSettings, condition: str,
+                shard: int, out_npz: str | Path) -> None:
     """Attributions of one shard of the selected images under one noise condition."""
-    pre = json.loads(Path(preflight_json).read_text())
+    batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
     with gpu_slot():
-        model, meta, device = _model_on(checkpoint, settings)
-        inputs = load_inputs(inputs_npz)
-        n = len(inputs["ids"])
-        start, stop = shard_range(n, int(settings.get("shard_size", 64)), shard) if n else (0, 0)
-        x = torch.from_numpy(inputs["images"][start:stop]).float().div(255)
-        x = apply_noise(x, condition, int(settings.get("seed", 0)), start=start).to(device)
-        targets = torch.from_numpy(_targets(inputs, settings)[start:stop]).to(device)
-        batch_size = int(pre["batch_size"])
-        explainer = build_explainer(model, meta, spec, settings, inputs, batch_size, device)
-        torch.manual_seed(int(settings.get("seed", 0)) + shard)
-        per_call = images_per_call(batch_size, explainer.model_inputs_per_image())
-        maps = [explainer.attribute(x[s:s + per_call], targets[s:s + per_call]).cpu()
-                for s in range(0, len(x), per_call)]
-    h, w = inputs["images"].shape[-2:]
-    out = torch.cat(maps).numpy() if maps else np.zeros((0, h, w), np.float32)
-    desc = explainer.describe()
-    meta = {"start": start, "total": n, "shard_size": int(settings.get("shard_size", 64)),
-            "method": spec["method"], "params": desc["params"], "signed": desc["signed"],
-            "library": desc["library"], "family": desc["family"], "output": desc["output"],
-            "condition": condition, "seed": int(settings.get("seed", 0)), "batch_size": batch_size}
-    save_shard(out_npz, out, inputs["ids"][start:stop].tolist(), meta, arrays={"targets": targets.cpu().numpy()})
+        _Job(checkpoint, inputs_npz, spec, settings).shard(condition, shard, batch_size, out_npz)

@@ -77,11 +77,18 @@ def measure(
     batch_size: int,
     min_images: int = 2,
     min_seconds: float = 0.5,
+    warm_up: bool = True,
+    max_images: int | None = None,
 ) -> tuple[Candidate, Explainer]:
-    """Time `attribute` at one batch size; returns the candidate and the explainer measured."""
+    """Time `attribute` at one batch size; returns the candidate and the explainer measured.
+
+    At least one repetition is timed, more until `min_seconds` have passed. `max_images` caps the
+    images per call at what the job will hand the method (a shard smaller than the batch)."""
     device = inputs.device
     explainer = make(batch_size)
     per_call = images_per_call(batch_size, explainer.model_inputs_per_image())
+    if max_images is not None:
+        per_call = min(per_call, max(1, max_images))
     n = max(min_images, per_call)
     x = inputs[torch.arange(n) % len(inputs)]
     t = targets[torch.arange(n) % len(targets)]
@@ -94,7 +101,8 @@ def measure(
     # One warm-up call (allocations, library set-up), then repeat until `min_seconds` elapsed.
     # Each repetition is timed on its own and the fastest counts: other processes on the machine
     # only ever slow a repetition down, so the minimum is the least disturbed estimate.
-    explainer.attribute(x[:per_call], t[:per_call])
+    if warm_up:
+        explainer.attribute(x[:per_call], t[:per_call])
     timings: list[float] = []
     start = time.perf_counter()
     while True:
@@ -125,6 +133,8 @@ def run_preflight(
     margin: float = 0.10,
     confirm: int = 2,
     confirm_margin: float = 0.25,
+    work_images: int | None = None,
+    budget_fraction: float = 0.5,
 ) -> PreflightResult:
     """Measure candidates in increasing order; stop after `patience` candidates clearly slower
     (by more than `margin`) than the best, so timing noise on a busy machine does not end the
@@ -133,14 +143,36 @@ def run_preflight(
     Then the `confirm` fastest candidates within `confirm_margin` of the best are measured once
     more, back to back, and each keeps its fastest timing. A method that takes a second per image
     gets one timed repetition per candidate in the scan, and one disturbed repetition would
-    otherwise decide (measured: LIME picked batch 2, 25 % slower than the loop it replaces)."""
+    otherwise decide (measured: LIME picked batch 2, 25 % slower than the loop it replaces).
+
+    `work_images`, the images one job will explain, sizes the search by the work it plans: batch
+    sizes whose calls could never be filled are not tried, and measuring stops once it has taken
+    `budget_fraction` of the estimated work (images times the best time per image so far); the
+    first candidate is always measured. None measures every candidate for `min_seconds`."""
     candidates: list[Candidate] = []
     best: Candidate | None = None
     slower = 0
     name, passes = "", 1.0
+    started = time.perf_counter()
+
+    def budget_left() -> float:
+        if work_images is None:
+            return float("inf")
+        if best is None:
+            return 0.0  # nothing known of the cost yet: the first candidate is timed once
+        return budget_fraction * work_images * best.sec_per_image - (time.perf_counter() - started)
+
     for b in sorted(set(int(b) for b in batch_sizes)):
+        if best is not None and budget_left() <= 0:
+            log.info("batch size %d and up not measured: the preflight budget of %.0f%% of the work is spent",
+                     b, 100 * budget_fraction)
+            break
+        if work_images is not None and candidates and candidates[-1].images_per_call >= work_images:
+            break  # the previous candidate already put all of a job's images into one call
         try:
-            cand, explainer = measure(make, inputs, targets, b, min_seconds=min_seconds)
+            cand, explainer = measure(make, inputs, targets, b, warm_up=best is None,
+                                      min_seconds=min(min_seconds, max(0.0, budget_left())),
+                                      max_images=work_images)
             name, passes = explainer.name, explainer.passes_per_image()
             del explainer
         except Exception as exc:  # noqa: BLE001 - only OOM is expected; anything else re-raised
@@ -170,9 +202,11 @@ def run_preflight(
     close = sorted((c for c in candidates if c.fits and c.sec_per_image is not None
                     and c.sec_per_image <= best.sec_per_image * (1 + confirm_margin)),
                    key=lambda c: c.sec_per_image)[:confirm]
-    if len(close) > 1:
+    if len(close) > 1 and budget_left() > 0:
         for cand in close:
-            again, explainer = measure(make, inputs, targets, cand.batch_size, min_seconds=min_seconds)
+            again, explainer = measure(make, inputs, targets, cand.batch_size, warm_up=False,
+                                       min_seconds=min(min_seconds, max(0.0, budget_left())),
+                                       max_images=work_images)
             del explainer
             gc.collect()
             cand.timings += again.timings

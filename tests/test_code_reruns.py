@@ -1,0 +1,87 @@
+"""Library code is part of what a result depends on: editing a method's file reruns that method's
+jobs only, editing training code reruns training and what follows (the real snakemake, on a tiny
+copy of the workflow with its own src/)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from tinyflow import TINY, add_library, make_workdir, planned_jobs, planned_rules, snakemake
+
+RULE_FILES = sorted((Path(REPO) / "workflow" / "rules").glob("*.smk"))
+
+
+def rule_blocks():
+    for path in RULE_FILES:
+        for block in re.split(r"(?m)^(?=(?:rule|checkpoint) )", path.read_text()):
+            match = re.match(r"(?:rule|checkpoint) (\w+):", block)
+            if match:
+                yield match.group(1), block
+
+
+def test_every_rule_with_a_script_records_its_code():
+    blocks = dict(rule_blocks())
+    assert blocks, "no rules found"
+    for name, block in blocks.items():
+        script = re.search(r'script:\n\s+"\.\./scripts/(\w+\.py)"', block)
+        if script is None:
+            continue
+        code = re.search(r"code=(code_of|method_code|adapter_code)\(\"(\w+\.py)\"\)", block)
+        assert code, f"rule {name} has no code= param"
+        assert code.group(2) == script.group(1), f"rule {name}: code of {code.group(2)}, script {script.group(1)}"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    workdir = add_library(make_workdir(tmp_path_factory.mktemp("code"), json.loads(json.dumps(TINY))))
+    snakemake(workdir)
+    return workdir
+
+
+def edit(path: Path) -> str:
+    original = path.read_text()
+    path.write_text(original + "\n# an edit that changes the code, not what it does\n")
+    return original
+
+
+@pytest.mark.slow
+def test_editing_a_method_reruns_that_methods_jobs_only(built):
+    method_file = built / "src/ferxai/explain/methods/gradcam.py"
+    original = edit(method_file)
+    try:
+        jobs = planned_jobs(built)
+        per_method = [wc for rule, wc in jobs if "method=" in wc]
+        assert per_method and all("method=gradcam" in wc for wc in per_method)
+        assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions",
+                                              "explanation_store", "method_grids"}
+    finally:
+        method_file.write_text(original)
+    assert planned_rules(built) == set()
+
+
+@pytest.mark.slow
+def test_editing_training_code_reruns_training_and_what_follows(built):
+    train_file = built / "src/ferxai/train.py"
+    original = edit(train_file)
+    try:
+        rules = planned_rules(built)
+        assert {"train", "evaluate"} <= rules
+        assert not rules & {"synthesize_dataset", "manifest", "splits"}
+    finally:
+        train_file.write_text(original)
+    assert planned_rules(built) == set()
+
+
+@pytest.mark.slow
+def test_editing_an_adapter_reruns_the_manifest(built):
+    adapter = built / "src/ferxai/data/adapters/synthetic.py"
+    original = edit(adapter)
+    try:
+        assert "manifest" in planned_rules(built)
+    finally:
+        adapter.write_text(original)
