@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from ferxai.explain.selection import select_samples
 from ferxai.explain.shard_files import gather_shards, load_shard, save_shard
 from ferxai.explain.store import create_store, write_attributions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 
 def write_samples(predictions_csv: str | Path, out_csv: str | Path, selection: Mapping[str, Any]) -> pd.DataFrame:
+    # Imported here: the gather jobs import this module for the other steps and need no tables.
+    import pandas as pd
+
+    from ferxai.explain.selection import select_samples
+
     predictions = pd.read_csv(predictions_csv, dtype={"id": str}, keep_default_na=False)
     samples = select_samples(predictions, **dict(selection))
     samples.to_csv(out_csv, index=False)

@@ -17,7 +17,6 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ferxai.data.dataset import load_split_arrays
 from ferxai.device import resolve_device
 from ferxai.explain.base import Explainer
 from ferxai.explain.devices import gpu_slot
@@ -40,7 +39,10 @@ REFERENCE_IMAGES = 64  # training images handed to methods that sample replaceme
 def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: str | Path,
                  train_split: str | Path, out_npz: str | Path, seed: int = 0) -> None:
     """Everything the attribution jobs need, in one file: images, labels, predictions, references."""
-    import pandas as pd  # only this step reads tables; the attribution jobs need not pay for it
+    # Only this step reads tables and image files; the attribution jobs need not pay for pandas.
+    import pandas as pd
+
+    from ferxai.data.dataset import load_split_arrays
 
     _, meta = load_checkpoint(checkpoint)
     size, channels, classes = int(meta["input_size"]), int(meta["in_channels"]), list(meta["classes"])
