@@ -21,7 +21,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 
-def requirement_closure(root: str = "ferxai", extras: tuple[str, ...] = ("workflow",)) -> dict[str, metadata.Distribution]:
+def requirement_closure(root: str = "ferxai",
+                        extras: tuple[str, ...] = ("workflow",)) -> dict[str, metadata.Distribution]:
     """Installed distributions ``root[extras]`` needs, by canonical name, markers evaluated here.
 
     A requirement whose distribution is not installed is skipped: pip would have installed it, but

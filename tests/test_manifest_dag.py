@@ -69,7 +69,8 @@ def built(tmp_path_factory):
     votes = [f"{usage[k % 3]},fer{k:07d}.png," + ("1,8,1,0,0,0,0,0,0,0" if k % 2 else "4,3,3,0,0,0,0,0,0,0")
              for k in range(12)]
     (workdir / "data" / "fer" / "fer2013new.csv").write_text(VOTE_HEADER + "\n" + "\n".join(votes) + "\n")
-    listing = ["path,label"] + [f"imgs/{i}.png,{'happy' if i % 2 else 'sad'}" for i in range(10)] + ["imgs/late.png,sad"]
+    listing = (["path,label"] + [f"imgs/{i}.png,{'happy' if i % 2 else 'sad'}" for i in range(10)]
+               + ["imgs/late.png,sad"])  # late.png appears only later
     for i in range(10):
         png(workdir / "data" / "listed" / "imgs" / f"{i}.png")
     (workdir / "data" / "listed" / "labels.csv").write_text("\n".join(listing) + "\n")

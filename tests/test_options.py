@@ -103,7 +103,8 @@ def test_config_check_imports_no_adapter_pandas_or_pil():
         "f": {"format": "folder", "options": {"root": "d", "classes": ["a", "b"]}},
         "i": {"format": "images", "options": {"root": "d", "classes": ["a"]}},
         "c": {"format": "fer2013_csv", "options": {"path": "fer.csv"}},
-        "p": {"format": "ferplus", "options": {"fer2013_csv": "a.csv", "ferplus_csv": "b.csv", "label_mode": "plurality"}},
+        "p": {"format": "ferplus",
+              "options": {"fer2013_csv": "a.csv", "ferplus_csv": "b.csv", "label_mode": "plurality"}},
         "n": {"format": "npz", "options": {"path": "x.npz"}},
         "u": {"format": "csv", "options": {"path": "x.csv"}},
     })

@@ -129,8 +129,8 @@ def class_names(value: Any, what: str = "option 'classes'", key: str = "classes"
     bad = [v for v in value if isinstance(v, bool) or not isinstance(v, (str, int))]
     if bad:
         raise OptionError(f"{what} must list names (strings), got {bad[0]!r} in {list(value)}", key=key, value=True)
-    names = [str(v).strip() for v in value]
-    if not names or "" in names or len(set(names)) != len(names):
+    names = [str(v) for v in value]
+    if not names or any(not name.strip() for name in names) or len(set(names)) != len(names):
         raise OptionError(f"{what} must be distinct, non-empty names, got {names}", key=key, value=True)
     return names
 

@@ -113,8 +113,9 @@ def run_manifest(fmt: str, options: Mapping[str, Any] | None, manifest_path: str
     if result.dropped:
         # Left out by design (FER+ rows where "unknown" wins, files that are not images): listed in
         # the rejects file with counted=False, never budgeted.
+        reasons = dict(Counter(d["reason"] for d in result.dropped))
         logging.info("dropped %d inputs (listed in the rejects file, not counted against "
-                     "max_reject_fraction): %s", len(result.dropped), dict(Counter(d["reason"] for d in result.dropped)))
+                     "max_reject_fraction): %s", len(result.dropped), reasons)
     frame = write_manifest(result, manifest_path, rejects_path, max_reject_fraction, kept_rejects_path)
     counts = Counter(int(label) for label in frame["label"])
     empty = [name for k, name in enumerate(result.classes) if not counts.get(k)]
