@@ -5,13 +5,14 @@ copy of the workflow with its own src/)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
-from tinyflow import TINY, add_library, make_workdir, planned_jobs, planned_rules, snakemake
+from tinyflow import TINY, add_default_profile, add_library, make_workdir, planned_jobs, planned_rules, snakemake
 
 RULE_FILES = sorted((Path(REPO) / "workflow" / "rules").glob("*.smk"))
 
@@ -37,10 +38,31 @@ def test_every_rule_with_a_script_records_its_code():
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    workdir = add_library(make_workdir(tmp_path_factory.mktemp("code"), json.loads(json.dumps(TINY))))
-    snakemake(workdir)
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def with_home(home: Path) -> dict[str, str]:
+    env = {**os.environ, "HOME": str(home)}
+    for key in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "MPLCONFIGDIR"):
+        env.pop(key, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, home):
+    """The tiny workflow with its own src/ and the default profile, built with HOME set to an
+    empty folder."""
+    workdir = add_default_profile(add_library(make_workdir(tmp_path_factory.mktemp("code"),
+                                                           json.loads(json.dumps(TINY)))))
+    snakemake(workdir, env=with_home(home))
     return workdir
+
+
+@pytest.mark.slow
+def test_nothing_is_written_under_the_users_home(built, home):
+    snakemake(built, "-n", env=with_home(home))
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == []
 
 
 def edit(path: Path) -> str:

@@ -51,8 +51,9 @@ def write_config(workdir: Path, cfg: dict) -> None:
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SNAKEMAKE, "--cores", "1", *args], cwd=workdir, capture_output=True, text=True)
+def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "1", *args], cwd=workdir, capture_output=True, text=True,
+                          env=env)
     if proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

@@ -12,6 +12,9 @@ os.environ.update(
 )
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
+# Matplotlib keeps a font cache in ~/.cache/matplotlib unless told otherwise; the jobs' one lives
+# with Snakemake's own state in the working directory, so no job writes under the user's home.
+os.environ.setdefault("MPLCONFIGDIR", os.path.abspath(os.path.join(".snakemake", "matplotlib")))
 
 from ferxai.config import (
     ConfigError,
@@ -22,8 +25,7 @@ from ferxai.config import (
     explain_methods,
     has_no_classes,
 )
-from ferxai.data.adapters import ADAPTERS
-from ferxai.data.fingerprint import folder_fingerprint
+from ferxai.data.options import ADAPTERS
 from ferxai.explain import catalog as method_catalog
 from ferxai.provenance import code_fingerprint
 from ferxai.settings import EvaluateSettings, ExplainSettings

@@ -63,6 +63,18 @@ FORMATS: dict[str, tuple[Option, ...]] = {
 }
 
 
+# Each format's adapter function, imported only when a manifest of that format is built.
+ADAPTERS: dict[str, str] = {
+    "synthetic": "ferxai.data.adapters.synthetic:read_synthetic",
+    "folder": "ferxai.data.adapters.folder:read_folder",
+    "images": "ferxai.data.adapters.images:read_images",
+    "fer2013_csv": "ferxai.data.adapters.fer2013_csv:read_fer2013_csv",
+    "ferplus": "ferxai.data.adapters.ferplus:read_ferplus",
+    "npz": "ferxai.data.adapters.npz:read_npz",
+    "csv": "ferxai.data.adapters.csv_manifest:read_csv",
+}
+
+
 def format_options(fmt: str) -> tuple[Option, ...]:
     """The options of ``fmt``; OptionError naming the known formats for an unknown one."""
     if fmt not in FORMATS:

@@ -1,8 +1,9 @@
 """Dataset adapters: each reads one on-disk format and returns an AdapterResult (one manifest).
 
-``ADAPTERS`` maps a config ``format`` to ``"module:function"``; modules are imported only when
-their format is used, so one broken or absent adapter cannot stop the others. Their options are
-described in ferxai.data.options, which the config check reads without importing any adapter.
+``ferxai.data.options.ADAPTERS`` maps a config ``format`` to ``"module:function"``; modules are
+imported only when their format is used, so one broken or absent adapter cannot stop the others.
+Their options are described there too, so the config check reads them without importing any
+adapter.
 """
 
 from __future__ import annotations
@@ -16,18 +17,9 @@ from typing import Any
 
 from ferxai.classes import UNLABELLED
 from ferxai.data.manifest import AdapterResult, ManifestError, write_manifest
-from ferxai.data.options import OptionError, class_names, format_options
+from ferxai.data.options import ADAPTERS, OptionError, class_names, format_options
 from ferxai.data.options import check_options as check_described
 
-ADAPTERS: dict[str, str] = {
-    "synthetic": "ferxai.data.adapters.synthetic:read_synthetic",
-    "folder": "ferxai.data.adapters.folder:read_folder",
-    "images": "ferxai.data.adapters.images:read_images",
-    "fer2013_csv": "ferxai.data.adapters.fer2013_csv:read_fer2013_csv",
-    "ferplus": "ferxai.data.adapters.ferplus:read_ferplus",
-    "npz": "ferxai.data.adapters.npz:read_npz",
-    "csv": "ferxai.data.adapters.csv_manifest:read_csv",
-}
 
 # Split names accepted in folder layouts and user manifests (case-insensitive) -> manifest value.
 SPLIT_ALIASES: dict[str, str] = {
