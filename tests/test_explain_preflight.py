@@ -137,3 +137,23 @@ def test_batches_a_job_cannot_fill_are_not_tried():
                            work_images=5, budget_fraction=1e6, patience=10)
     assert [c.batch_size for c in result.candidates] == [1, 2, 4, 8]
     assert max(c.images_per_call for c in result.candidates) == 5
+
+
+def test_one_time_set_up_does_not_use_up_the_budget():
+    # The first call pays for importing the method's library and building hooks (here 0.3 s);
+    # the job pays that anyway, so it must not end the search after one candidate.
+    class SlowFirstCall(Timed):
+        cost_ms = {b: 1.0 for b in (1, 2, 4, 8, 16, 32)}
+        calls = 0
+
+        def _attribute(self, inputs, targets):
+            SlowFirstCall.calls += 1
+            if SlowFirstCall.calls == 1:
+                time.sleep(0.3)
+            return super()._attribute(inputs, targets)
+
+    x, t = data(6)
+    result = run_preflight(lambda b: SlowFirstCall(nn.Identity(), batch_size=b), x, t,
+                           batch_sizes=[1, 2, 4, 8], min_seconds=0.0, work_images=6,
+                           budget_fraction=20.0, patience=10)
+    assert len(result.candidates) >= 3

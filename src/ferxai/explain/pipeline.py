@@ -122,13 +122,14 @@ class _Job:
 
     def preflight(self, shard: int = 0) -> PreflightResult:
         """Batch size for this method, measured on the images of `shard`, with a search sized by
-        that shard's work (see run_preflight)."""
+        the work it plans: every selected image (see run_preflight)."""
         start, stop = self.shard_range(shard)
         x = torch.from_numpy(self.inputs["images"][start:stop]).float().div(255).to(self.device)
         t = torch.from_numpy(self.targets[start:stop]).to(self.device)
         pf = self.settings.preflight
         return run_preflight(self.explainer, x, t, batch_sizes=pf.batch_sizes, memory_budget_mb=pf.memory_budget_mb,
-                             min_seconds=pf.min_seconds, work_images=max(1, stop - start))
+                             min_seconds=pf.min_seconds, work_images=max(1, len(self.inputs["ids"])),
+                             job_images=max(1, stop - start))
 
     def shard(self, condition: str, shard: int, batch_size: int, out_npz: str | Path) -> None:
         """Attributions of one shard of the selected images under one noise condition."""

@@ -34,6 +34,7 @@ class Candidate:
     fits: bool
     note: str = ""
     timings: list[float] = field(default_factory=list)  # sec/image of each timed repetition
+    timed_seconds: float = 0.0  # wall time of the timed repetitions (no set-up, no warm-up)
 
 
 @dataclass
@@ -119,7 +120,8 @@ def measure(
     else:
         # ru_maxrss only grows, so with increasing candidates the growth is this candidate's.
         peak = max(0.0, _rss_peak_mb() - base)
-    return Candidate(batch_size, per_call, min(timings), peak, True, timings=timings), explainer
+    return Candidate(batch_size, per_call, min(timings), peak, True, timings=timings,
+                     timed_seconds=time.perf_counter() - start), explainer
 
 
 def run_preflight(
@@ -135,6 +137,7 @@ def run_preflight(
     confirm_margin: float = 0.25,
     work_images: int | None = None,
     budget_fraction: float = 0.5,
+    job_images: int | None = None,
 ) -> PreflightResult:
     """Measure candidates in increasing order; stop after `patience` candidates clearly slower
     (by more than `margin`) than the best, so timing noise on a busy machine does not end the
@@ -145,34 +148,42 @@ def run_preflight(
     gets one timed repetition per candidate in the scan, and one disturbed repetition would
     otherwise decide (measured: LIME picked batch 2, 25 % slower than the loop it replaces).
 
-    `work_images`, the images one job will explain, sizes the search by the work it plans: batch
-    sizes whose calls could never be filled are not tried, and measuring stops once it has taken
-    `budget_fraction` of the estimated work (images times the best time per image so far); the
-    first candidate is always measured. None measures every candidate for `min_seconds`."""
+    `work_images`, the images the chosen batch size will explain, sizes the search by the work it
+    plans: measuring stops once it has taken `budget_fraction` of the estimated work (images times
+    the best time per image so far; the first candidate is always measured). `job_images` (default
+    `work_images`), the most images one job hands the method, skips batch sizes whose calls could
+    never be filled. None measures every candidate for `min_seconds`."""
+    if job_images is None:
+        job_images = work_images
     candidates: list[Candidate] = []
     best: Candidate | None = None
     slower = 0
     name, passes = "", 1.0
-    started = time.perf_counter()
+    # What the search has cost so far, without the first candidate's one-time set-up (importing
+    # the method's library, building hooks, the warm-up call), which the job pays anyway.
+    spent = 0.0
 
     def budget_left() -> float:
         if work_images is None:
             return float("inf")
         if best is None:
             return 0.0  # nothing known of the cost yet: the first candidate is timed once
-        return budget_fraction * work_images * best.sec_per_image - (time.perf_counter() - started)
+        return budget_fraction * work_images * best.sec_per_image - spent
 
     for b in sorted(set(int(b) for b in batch_sizes)):
         if best is not None and budget_left() <= 0:
             log.info("batch size %d and up not measured: the preflight budget of %.0f%% of the work is spent",
                      b, 100 * budget_fraction)
             break
-        if work_images is not None and candidates and candidates[-1].images_per_call >= work_images:
+        if job_images is not None and candidates and candidates[-1].images_per_call >= job_images:
             break  # the previous candidate already put all of a job's images into one call
         try:
-            cand, explainer = measure(make, inputs, targets, b, warm_up=best is None,
+            first = not candidates
+            began = time.perf_counter()
+            cand, explainer = measure(make, inputs, targets, b, warm_up=first,
                                       min_seconds=min(min_seconds, max(0.0, budget_left())),
-                                      max_images=work_images)
+                                      max_images=job_images)
+            spent += cand.timed_seconds if first else time.perf_counter() - began
             name, passes = explainer.name, explainer.passes_per_image()
             del explainer
         except Exception as exc:  # noqa: BLE001 - only OOM is expected; anything else re-raised
@@ -204,9 +215,11 @@ def run_preflight(
                    key=lambda c: c.sec_per_image)[:confirm]
     if len(close) > 1 and budget_left() > 0:
         for cand in close:
+            began = time.perf_counter()
             again, explainer = measure(make, inputs, targets, cand.batch_size, warm_up=False,
                                        min_seconds=min(min_seconds, max(0.0, budget_left())),
-                                       max_images=work_images)
+                                       max_images=job_images)
+            spent += time.perf_counter() - began
             del explainer
             gc.collect()
             cand.timings += again.timings
