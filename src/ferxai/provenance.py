@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import sys
 from collections.abc import Iterable
 from functools import lru_cache
@@ -65,6 +66,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterable[str]:
         todo.extend(ast.iter_child_nodes(node))
 
 
+@lru_cache(maxsize=None)
 def _module_file(module: str, root: Path) -> Path | None:
     path = root.joinpath(*module.split("."))
     for candidate in (path.with_suffix(".py"), path / "__init__.py"):
@@ -81,15 +83,19 @@ def _parsed(path: Path, mtime_ns: int, size: int, module: str, is_package: bool
     return source, names
 
 
+@lru_cache(maxsize=None)
+def _module_name(path: Path, root: Path) -> tuple[str, bool]:
+    is_package = path.name == "__init__.py"
+    if not path.is_relative_to(root):  # a workflow script is not a module: no relative imports
+        return "", is_package
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if is_package else parts), is_package
+
+
 def _read(path: Path, root: Path) -> tuple[bytes, tuple[str, ...]]:
     """(source, imported names) of one file, parsed once per content (mtime and size)."""
-    st = path.stat()
-    is_package = path.name == "__init__.py"
-    module = ""
-    if path.is_relative_to(root):  # a workflow script is not a module: it has no relative imports
-        parts = path.relative_to(root).with_suffix("").parts
-        module = ".".join(parts[:-1] if is_package else parts)
-    return _parsed(path, st.st_mtime_ns, st.st_size, module, is_package)
+    st = os.stat(path)
+    return _parsed(path, st.st_mtime_ns, st.st_size, *_module_name(path, root))
 
 
 def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT

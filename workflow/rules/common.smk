@@ -1,3 +1,4 @@
+import functools
 import os
 import sys
 from pathlib import Path
@@ -129,6 +130,7 @@ def train_params(wildcards):
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
+@functools.lru_cache(maxsize=None)  # one walk per script and module for the whole DAG
 def code_of(script, *modules):
     """`code` param of a rule: a fingerprint of the library code its script runs (and `modules`)
     and of the versions of the packages that code imports, so that a library fix or upgrade
