@@ -5,7 +5,8 @@
 Run after `make run` (or any `snakemake` run) in the same folder. For every rule it reads:
 - wall time per job: Snakemake's `benchmark:` files (benchmarks/**.tsv, column `s`);
 - compute of the explanation jobs: the seconds the attribution calls took (`compute_seconds` in
-  each shard file) and the batch-size measurement (`preflight_seconds` in preflight/<method>.json);
+  each shard file) and the timed repetitions of the batch-size search (`timed_seconds` of each
+  candidate in preflight/<method>.json; its set-up and warm-up call count as fixed cost);
 - fixed cost measured here: a fresh interpreter importing what the rule's script imports (for the
   attribution rules also the method's own module) and, for rules that run a model, loading the
   checkpoint, timed from outside the process (median of `--repeats`).
@@ -66,9 +67,12 @@ def compute_seconds(workdir: Path, rule: str, wc: dict[str, str], first_conditio
         shard = explain / wc["condition"] / wc["method"] / f"shard-{wc['shard']}.npz"
         return _shard_compute(shard)
     if rule == "preflight":
+        # the timed repetitions of the batch-size search count as computing attributions; the
+        # first candidate's set-up (library import, hooks) and warm-up call count as fixed cost
         record = json.loads((explain / "preflight" / f"{wc['method']}.json").read_text())
+        search = sum(float(c.get("timed_seconds", 0.0)) for c in record["candidates"])
         shard = explain / first_condition / wc["method"] / "shard-0.npz"
-        return float(record.get("preflight_seconds", 0.0)) + (_shard_compute(shard) or 0.0)
+        return search + (_shard_compute(shard) or 0.0)
     return None
 
 
