@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from ferxai.config import ConfigError
+from ferxai.config import ConfigError, check_config
 from ferxai.settings import EvaluateSettings, ExplainSettings, PreflightSettings
 
 SCHEMA = yaml.safe_load((Path(REPO) / "config" / "schema.yaml").read_text())
@@ -78,8 +78,17 @@ def test_explain_settings_resolve_nested_sections_and_reject_unknown_keys():
     assert s.num_each == 2 and s.preflight.batch_sizes == (2, 8)
     assert s.preflight.min_seconds == PreflightSettings().min_seconds
     assert s.run()["preflight"]["batch_sizes"] == [2, 8]
-    with pytest.raises(ConfigError, match=r"explain\.preflight: unknown key\(s\) \['batchsizes'\]"):
+    with pytest.raises(ValueError, match=r"explain\.preflight: unknown key\(s\) \['batchsizes'\]"):
         ExplainSettings.from_dict({"preflight": {"batchsizes": [2]}})
+
+
+def test_config_check_reports_a_bad_settings_key_as_a_config_error():
+    from test_config import default_config
+
+    cfg = default_config()
+    cfg.setdefault("explain", {})["preflight"] = {"batchsizes": [2]}
+    with pytest.raises(ConfigError, match=r"explain\.preflight: unknown key"):
+        check_config(cfg)
 
 
 def test_a_changed_default_changes_the_params_jobs_see():

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any, Mapping, Sequence
 
+from ferxai.settings import EvaluateSettings, ExplainSettings
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the offending section and key."""
@@ -132,6 +134,11 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "(trained models record their own normalisation)"
             )
     explain_methods(config)
+    for section, settings in (("evaluate", EvaluateSettings), ("explain", ExplainSettings)):
+        try:
+            settings.from_dict(config.get(section))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(str(err)) from None
 
 
 # Dataset formats whose images carry no class: they can only be predicted and explained.

@@ -15,8 +15,6 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
-from ferxai.config import ConfigError
-
 S = TypeVar("S", bound="Settings")
 
 
@@ -33,7 +31,7 @@ class Settings:
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(f"{cls.section}: unknown key(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"{cls.section}: unknown key(s) {unknown}; known: {sorted(known)}")
         for f in known.values():
             if f.name not in values:
                 continue
