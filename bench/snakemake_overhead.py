@@ -34,9 +34,9 @@ jobs up to the checkpoint (its targets: splits summary, samples.csv, evaluation 
 Sizes: a target N picks E experiments, C noise conditions and M methods growing with N and solves
 for S shards per (experiment, condition, method); the planned count is read back from the dry
 run's job-stats table. "Cold" runs get an empty XDG_CACHE_HOME and "warm" runs share one filled
-beforehand; since config validation reads the import-free method and architecture catalogs
-(ferxai.explain.catalog, ferxai.models.catalog) instead of a spec cache there, the two should now
-agree (the figures in BENCHMARKS.md predate that). The default config's no-op is measured on a copy of this checkout's
+beforehand; config validation reads the import-free method and architecture catalogs
+(ferxai.explain.catalog, ferxai.models.catalog) and caches nothing, so the two differ only by what
+Snakemake and Python cache themselves. The default config's no-op is measured on a copy of this checkout's
 results/ and .snakemake/ (cp -a keeps mtimes); if the copy is not up to date (a script or the
 config was edited after the last real run), it is brought up to date with `--touch` first and the
 reason is recorded.
@@ -358,7 +358,7 @@ def main() -> None:
         out_path.write_text(json.dumps(result, indent=1))
 
     try:
-        # Fill the warm spec cache once (config validation of the default config).
+        # One dry run first, so that "warm" runs find bytecode and Snakemake's caches filled.
         make_workdir(scratch / "warmup", None)
         run([*SNAKEMAKE, "-n"], scratch / "warmup", warm_cache)
         shutil.rmtree(scratch / "warmup")

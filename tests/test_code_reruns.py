@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,45 +66,38 @@ def test_nothing_is_written_under_the_users_home(built, home):
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == []
 
 
-def edit(path: Path) -> str:
+@contextmanager
+def edited(path: Path):
+    """`path` with a comment appended (new code, same behaviour), restored afterwards."""
     original = path.read_text()
     path.write_text(original + "\n# an edit that changes the code, not what it does\n")
-    return original
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 @pytest.mark.slow
 def test_editing_a_method_reruns_that_methods_jobs_only(built):
-    method_file = built / "src/ferxai/explain/methods/gradcam.py"
-    original = edit(method_file)
-    try:
+    with edited(built / "src/ferxai/explain/methods/gradcam.py"):
         jobs = planned_jobs(built)
         per_method = [wc for rule, wc in jobs if "method=" in wc]
         assert per_method and all("method=gradcam" in wc for wc in per_method)
         assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions",
                                               "explanation_store", "method_grids"}
-    finally:
-        method_file.write_text(original)
     assert planned_rules(built) == set()
 
 
 @pytest.mark.slow
 def test_editing_training_code_reruns_training_and_what_follows(built):
-    train_file = built / "src/ferxai/train.py"
-    original = edit(train_file)
-    try:
+    with edited(built / "src/ferxai/train.py"):
         rules = planned_rules(built)
         assert {"train", "evaluate"} <= rules
         assert not rules & {"synthesize_dataset", "manifest", "splits"}
-    finally:
-        train_file.write_text(original)
     assert planned_rules(built) == set()
 
 
 @pytest.mark.slow
 def test_editing_an_adapter_reruns_the_manifest(built):
-    adapter = built / "src/ferxai/data/adapters/synthetic.py"
-    original = edit(adapter)
-    try:
+    with edited(built / "src/ferxai/data/adapters/synthetic.py"):
         assert "manifest" in planned_rules(built)
-    finally:
-        adapter.write_text(original)
