@@ -33,7 +33,7 @@ def test_every_rule_with_a_script_records_its_code():
         script = re.search(r'script:\n\s+"\.\./scripts/(\w+\.py)"', block)
         if script is None:
             continue
-        code = re.search(r"code=(code_of|method_code|adapter_code)\(\"(\w+\.py)\"\)", block)
+        code = re.search(r"code=(code_of|job_code)\(\"(\w+\.py)\"", block)
         assert code, f"rule {name} has no code= param"
         assert code.group(2) == script.group(1), f"rule {name}: code of {code.group(2)}, script {script.group(1)}"
 
@@ -101,3 +101,14 @@ def test_editing_training_code_reruns_training_and_what_follows(built):
 def test_editing_an_adapter_reruns_the_manifest(built):
     with edited(built / "src/ferxai/data/adapters/synthetic.py"):
         assert "manifest" in planned_rules(built)
+
+
+@pytest.mark.slow
+def test_editing_model_code_reruns_the_experiments_of_that_architecture_only(built):
+    # TINY's model is fer_cnn: its family module and the checkpoint code matter, ResNet's does not
+    with edited(built / "src/ferxai/models/resnet.py"):
+        assert planned_rules(built) == set()
+    with edited(built / "src/ferxai/models/checkpoint.py"):
+        assert {"train", "evaluate", "explain_inputs"} <= planned_rules(built)
+    with edited(built / "src/ferxai/models/fer_cnn.py"):
+        assert "train" in planned_rules(built)

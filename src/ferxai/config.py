@@ -7,12 +7,10 @@ cannot: cross references between sections, and the merged settings each stage se
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 from typing import Any, Mapping, Sequence
 
-from ferxai.settings import EvaluateSettings, ExplainSettings
+from ferxai.settings import EvaluateSettings, ExplainSettings, config_hash  # noqa: F401 (re-exported)
 
 
 class ConfigError(ValueError):
@@ -85,12 +83,6 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def config_hash(settings: Any) -> str:
-    """Stable short hash of JSON-like settings (key order does not matter)."""
-    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ rerun because their inputs do).
 
 Everything is read statically (``ast``), so computing a fingerprint imports nothing: it runs in
 the Snakemake process on every invocation, dry runs included. Imports inside functions count (they
-run when the job runs); imports under ``if TYPE_CHECKING:`` do not.
+run when the job runs); imports under ``if TYPE_CHECKING:`` do not, except in a package's
+``__init__`` (see `_imports`). Modules loaded by name (a method through the catalog, an adapter, an
+architecture's implementation) are not seen; the workflow adds them to the entries itself.
 """
 
 from __future__ import annotations
@@ -45,11 +47,15 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterable[str]:
-    """Absolute names of what `module`'s source imports (``from a import b`` yields a.b and a)."""
+    """Absolute names of what `module`'s source imports (``from a import b`` yields a.b and a).
+
+    Imports under ``if TYPE_CHECKING:`` are skipped, except in a package's ``__init__``: a package
+    that hands names on lazily (a module ``__getattr__``) names their modules there, and
+    ``from pkg import name`` runs that module."""
     todo = list(ast.iter_child_nodes(tree))
     while todo:
         node = todo.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test) and not is_package:
             todo.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):

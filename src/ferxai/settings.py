@@ -12,6 +12,8 @@ Stdlib only: the Snakefile builds these on every ``snakemake`` call.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
@@ -107,4 +109,10 @@ class ExplainSettings(Settings):
         return {key: full[key] for key in keys}
 
 
-__all__ = ["EvaluateSettings", "ExplainSettings", "PreflightSettings", "Settings"]
+def config_hash(settings: Any) -> str:
+    """Stable short hash of JSON-like settings (key order does not matter)."""
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+__all__ = ["EvaluateSettings", "ExplainSettings", "PreflightSettings", "Settings", "config_hash"]

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ferxai.augment import AugmentSettings, augment_batch
-from ferxai.config import config_hash
+from ferxai.settings import config_hash
 from ferxai.device import autocast_for, make_grad_scaler, resolve_device
 from ferxai.metrics import macro_f1
 

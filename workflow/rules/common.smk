@@ -28,6 +28,7 @@ from ferxai.config import (
 )
 from ferxai.data.options import ADAPTERS
 from ferxai.explain import catalog as method_catalog
+from ferxai.models import catalog as models_catalog
 from ferxai.provenance import code_fingerprint
 from ferxai.settings import EvaluateSettings, ExplainSettings
 from ferxai.stage_files import explain_targets
@@ -138,22 +139,21 @@ def code_of(script, *modules):
     return code_fingerprint(SCRIPTS / script, *modules)
 
 
-def method_code(script):
-    """`code` param of a per-method rule: the script's code plus the method's own module, which
-    the script reaches only through the catalog's name (so the static walk cannot see it)."""
+def job_code(script, method=False, model=False, adapter=False):
+    """`code` param of a rule whose script loads code by name, which the static walk cannot see:
+    the method's module (per-method rules), the experiment's architecture module (rules that
+    build or load its model), the dataset format's adapter (the manifest)."""
 
     def fingerprint(wildcards):
-        implementation = method_catalog.get(EXPLAIN_METHODS[wildcards.method]["method"]).implementation
-        return code_of(script, implementation.split(":")[0])
-
-    return fingerprint
-
-
-def adapter_code(script):
-    """`code` param of the manifest rule: the script's code plus the dataset format's adapter."""
-
-    def fingerprint(wildcards):
-        return code_of(script, ADAPTERS[dataset_config(wildcards)["format"]].split(":")[0])
+        modules = []
+        if method:
+            name = EXPLAIN_METHODS[wildcards.method]["method"]
+            modules.append(method_catalog.get(name).implementation.split(":")[0])
+        if model:
+            modules.append(models_catalog.family(SETTINGS[wildcards.experiment]["model"]["arch"]).module)
+        if adapter:
+            modules.append(ADAPTERS[dataset_config(wildcards)["format"]].split(":")[0])
+        return code_of(script, *modules)
 
     return fingerprint
 

@@ -28,7 +28,7 @@ rule manifest:
         rejects="results/data/{dataset}/rejects.csv",
         classes="results/data/{dataset}/classes.json",
     params:
-        code=adapter_code("manifest.py"),
+        code=job_code("manifest.py", adapter=True),
         format=lambda wc: dataset_config(wc)["format"],
         options=manifest_params,
         max_reject_fraction=lambda wc: dataset_config(wc)["max_reject_fraction"],

@@ -7,7 +7,7 @@ rule evaluate:
         confusion="results/{experiment}/eval/confusion_matrix.csv",
         predictions="results/{experiment}/eval/predictions.csv",
     params:
-        code=code_of("evaluate.py"),
+        code=job_code("evaluate.py", model=True),
         settings=EVALUATE.to_dict(),
     log:
         "logs/{experiment}/evaluate.log",

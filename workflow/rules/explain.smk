@@ -1,6 +1,7 @@
 # Attributions: selected test images x noise condition x method, in shards, gathered into one
-# zarr store per experiment. Each method has its own preflight, shard, gather and overlay jobs,
-# so re-tuning one method reruns that method's jobs (and the experiment-wide store and grids).
+# zarr store per experiment. Each method has its own jobs (preflight with its first shard, the
+# other shards, gather with overlays), so re-tuning one method reruns that method's jobs (and the
+# experiment-wide store and grids).
 
 
 checkpoint select_samples:
@@ -30,7 +31,7 @@ rule explain_inputs:
     output:
         "results/{experiment}/explain/inputs.npz",
     params:
-        code=code_of("explain_inputs.py"),
+        code=job_code("explain_inputs.py", model=True),
     log:
         "logs/{experiment}/explain/explain_inputs.log",
     benchmark:
@@ -53,7 +54,7 @@ rule preflight:
         preflight="results/{experiment}/explain/preflight/{method}.json",
         shard=f"results/{{experiment}}/explain/{CONDITIONS[0]}/{{method}}/shard-0.npz",
     params:
-        code=method_code("preflight.py"),
+        code=job_code("preflight.py", method=True, model=True),
         method=method_spec,
         settings=explain_run_params,
         condition=CONDITIONS[0],
@@ -84,7 +85,7 @@ rule attribute:
     output:
         "results/{experiment}/explain/{condition}/{method}/shard-{shard}.npz",
     params:
-        code=method_code("attribute.py"),
+        code=job_code("attribute.py", method=True, model=True),
         method=method_spec,
         settings=explain_run_params,
     log:

@@ -8,7 +8,7 @@ rule train:
         last="results/{experiment}/model/last.pt",
         log="results/{experiment}/model/train_log.jsonl",
     params:
-        code=code_of("train.py"),
+        code=job_code("train.py", model=True),
         settings=train_params,
     log:
         "logs/{experiment}/train.log",
@@ -32,7 +32,7 @@ rule import_checkpoint:
     output:
         "results/{experiment}/model/imported.pt",
     params:
-        code=code_of("import_checkpoint.py"),
+        code=job_code("import_checkpoint.py", model=True),
         model=lambda wc: SETTINGS[wc.experiment]["model"],
     log:
         "logs/{experiment}/import_checkpoint.log",

@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from ferxai.explain import catalog
 from ferxai.explain.params import ExplainerConfigError
+from ferxai.settings import ExplainSettings
 
 
 _BLAS_CONTROLLER = None
@@ -117,7 +118,7 @@ class Explainer:
             raise TypeError(f"{cls.__qualname__} is not a method (it has no name)")
         return cls.spec
 
-    def __init__(self, model: nn.Module, *, arch: str = "", output: str = "logits",
+    def __init__(self, model: nn.Module, *, arch: str = "", output: str = ExplainSettings.output,
                  batch_size: int = 64, **params: Any):
         spec = self._spec()
         if output not in ("logits", "softmax"):

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ferxai.atomic import write_text_atomic
 from ferxai.device import resolve_device
 from ferxai.explain.base import Explainer
 from ferxai.explain.devices import gpu_slot
@@ -124,9 +125,18 @@ class _Job:
         """Batch size for this method, measured on the images of `shard`, with a search sized by
         the work it plans: every selected image (see run_preflight)."""
         start, stop = self.shard_range(shard)
+        pf = self.settings.preflight
+        if stop == start:
+            # Nothing selected (e.g. only `misclassified` of a model without errors): nothing to
+            # time, and the shards are empty; the explainer is still built, so a bad method or
+            # model fails here as it would with images.
+            explainer = self.explainer(1)
+            log.warning("%s: no images selected; batch size 1, nothing measured", self.spec["method"])
+            return PreflightResult(method=explainer.name, device=str(self.device), batch_size=1, images_per_call=1,
+                                   sec_per_image=0.0, peak_mb=None, passes_per_image=explainer.passes_per_image(),
+                                   memory_budget_mb=pf.memory_budget_mb)
         x = torch.from_numpy(self.inputs["images"][start:stop]).float().div(255).to(self.device)
         t = torch.from_numpy(self.targets[start:stop]).to(self.device)
-        pf = self.settings.preflight
         return run_preflight(self.explainer, x, t, batch_sizes=pf.batch_sizes, memory_budget_mb=pf.memory_budget_mb,
                              min_seconds=pf.min_seconds, work_images=max(1, len(self.inputs["ids"])),
                              job_images=max(1, stop - start))
@@ -160,7 +170,7 @@ class _Job:
 def _write_preflight(result: PreflightResult, spec: Mapping[str, Any], out_json: str | Path,
                      seconds: float) -> None:
     record = {**result.to_dict(), "spec": dict(spec), "preflight_seconds": seconds}
-    Path(out_json).write_text(json.dumps(record, indent=1) + "\n")
+    write_text_atomic(out_json, json.dumps(record, indent=1) + "\n")  # every other shard reads it
     log.info("%s: batch size %d, %.2f ms/image on %s", spec["method"], result.batch_size,
              1000 * result.sec_per_image, result.device)
 

@@ -21,6 +21,7 @@ import torch
 from ferxai.device import is_cuda_oom
 from ferxai.explain.base import Explainer
 from ferxai.explain.shards import shard_runtime_minutes
+from ferxai.settings import PreflightSettings
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,9 @@ def run_preflight(
     make: Callable[[int], Explainer],
     inputs: torch.Tensor,
     targets: torch.Tensor,
-    batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256),
-    memory_budget_mb: float = 4000.0,
-    min_seconds: float = 0.5,
+    batch_sizes: Sequence[int] = PreflightSettings.batch_sizes,
+    memory_budget_mb: float = PreflightSettings.memory_budget_mb,
+    min_seconds: float = PreflightSettings.min_seconds,
     patience: int = 2,
     margin: float = 0.10,
     confirm: int = 2,

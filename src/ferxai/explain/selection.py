@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ferxai.classes import UNLABELLED
+from ferxai.settings import ExplainSettings
 # Re-exported: the shard arithmetic was defined here first; it moved so the Snakefile can import it
 # without pandas.
 from ferxai.explain.shards import num_shards, shard_range, shard_ranges, shard_runtime_minutes  # noqa: F401
@@ -84,9 +85,9 @@ def _pick(group: pd.DataFrame, which: str, num_each: int, labelled: bool = True)
 
 def select_samples(
     predictions: pd.DataFrame,
-    sets: Sequence[str] = SETS,
-    num_each: int = 4,
-    scope: str = "sets",
+    sets: Sequence[str] = ExplainSettings.sets,
+    num_each: int = ExplainSettings.num_each,
+    scope: str = ExplainSettings.scope,
 ) -> pd.DataFrame:
     """The images to explain: columns id, label, prediction, confidence, set, then the other
     columns of `predictions` (label_name, prediction_name, correct, prob_<class>...) unchanged.
