@@ -54,20 +54,25 @@ def _unusable(folder: Path, why: str) -> LockDirError:
 
 
 def _prepare_lock_dir(lock_dir: Path) -> None:
-    """Create `lock_dir` (mode 0o700); for the per-user temp folder, make sure it is really ours."""
+    """Create `lock_dir`; for the per-user temp folder (mode 0o700) make sure it is really ours.
+
+    A folder given explicitly is created with the umask's mode, since users point
+    FERXAI_GPU_LOCK_DIR at one folder to share a machine's GPUs."""
     private = _private_temp_root()
     try:
-        if lock_dir.parent == private:
-            # Anyone can create names in /tmp: a folder or link put there by another user first
-            # would hand them our locks (or let them make us wait forever).
-            with contextlib.suppress(FileExistsError):
-                private.mkdir(mode=0o700)
-            info = os.lstat(private)
-            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-                raise _unusable(private, "it is not a folder but a link or a file")
-            if info.st_uid != os.getuid():
-                raise _unusable(private, f"it belongs to uid {info.st_uid}, not to you (uid {os.getuid()})")
-        lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if lock_dir.parent != private:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            return
+        # Anyone can create names in /tmp: a folder or link put there by another user first
+        # would hand them our locks (or let them make us wait forever).
+        with contextlib.suppress(FileExistsError):
+            private.mkdir(mode=0o700)
+        info = os.lstat(private)
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+            raise _unusable(private, "it is not a folder but a link or a file")
+        if info.st_uid != os.getuid():
+            raise _unusable(private, f"it belongs to uid {info.st_uid}, not to you (uid {os.getuid()})")
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
     except LockDirError:
         raise
     except OSError as exc:
