@@ -4,9 +4,10 @@
 
 Run after `make run` (or any `snakemake` run) in the same folder. For every rule it reads:
 - wall time per job: Snakemake's `benchmark:` files (benchmarks/**.tsv, column `s`);
-- compute of the explanation jobs: the seconds the attribution calls took (`compute_seconds` in
-  each shard file) and the timed repetitions of the batch-size search (`timed_seconds` of each
-  candidate in preflight/<method>.json; its set-up and warm-up call count as fixed cost);
+- compute of the explanation jobs: the seconds the attribution calls took (the "computed N
+  images in S s" line of each shard job's log) and the timed repetitions of the batch-size search
+  (`timed_seconds` of each candidate in preflight/<method>.json; its set-up and warm-up call count
+  as fixed cost);
 - fixed cost measured here: a fresh interpreter importing what the rule's script imports (for the
   attribution rules also the method's own module) and, for rules that run a model, loading the
   checkpoint, timed from outside the process (median of `--repeats`).
@@ -20,6 +21,7 @@ import argparse
 import ast
 import csv
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -61,28 +63,29 @@ def wall_seconds(tsv: Path) -> float:
     return float(rows[-1]["s"])
 
 
-def compute_seconds(workdir: Path, rule: str, wc: dict[str, str], first_condition: str) -> float | None:
+def compute_seconds(workdir: Path, rule: str, wc: dict[str, str]) -> float | None:
     explain = workdir / "results" / wc.get("experiment", "") / "explain"
+    logs = workdir / "logs" / wc.get("experiment", "") / "explain"
     if rule == "attribute":
-        shard = explain / wc["condition"] / wc["method"] / f"shard-{wc['shard']}.npz"
-        return _shard_compute(shard)
+        return _logged_compute(logs / wc["condition"] / wc["method"] / f"shard-{wc['shard']}.log")
     if rule == "preflight":
         # the timed repetitions of the batch-size search count as computing attributions; the
         # first candidate's set-up (library import, hooks) and warm-up call count as fixed cost
         record = json.loads((explain / "preflight" / f"{wc['method']}.json").read_text())
         search = sum(float(c.get("timed_seconds", 0.0)) for c in record["candidates"])
-        shard = explain / first_condition / wc["method"] / "shard-0.npz"
-        return search + (_shard_compute(shard) or 0.0)
+        return search + (_logged_compute(logs / "preflight" / f"{wc['method']}.log") or 0.0)
     return None
 
 
-def _shard_compute(path: Path) -> float | None:
-    from ferxai.explain.shard_files import load_shard
+COMPUTED = re.compile(r"shard \d+: computed \d+ images in ([0-9.]+) s")
 
-    if not path.exists():
+
+def _logged_compute(log: Path) -> float | None:
+    """Seconds of the attribution calls, as the shard job logged them (ferxai.explain.pipeline)."""
+    if not log.exists():
         return None
-    value = load_shard(path)[2].get("compute_seconds")
-    return None if value is None else float(value)
+    found = COMPUTED.findall(log.read_text(errors="replace"))
+    return float(found[-1]) if found else None
 
 
 def script_imports(script: Path) -> list[str]:
@@ -117,13 +120,12 @@ def main() -> None:
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     explain = ExplainSettings.from_dict(config.get("explain"))
     labels = {label: (entry or {}).get("method", label) for label, entry in explain.methods.items()}
-    first_condition = explain.conditions[0]
 
     jobs: dict[str, list[tuple[float, float | None, dict]]] = defaultdict(list)
     root = workdir / "benchmarks"
     for tsv in sorted(root.rglob("*.tsv")):
         rule, wc = rule_of(tsv, root)
-        jobs[rule].append((wall_seconds(tsv), compute_seconds(workdir, rule, wc, first_condition), wc))
+        jobs[rule].append((wall_seconds(tsv), compute_seconds(workdir, rule, wc), wc))
 
     checkpoint = next((workdir / "results").glob("*/model/best.pt"), None)
     load = ["from ferxai.models import load_checkpoint", f"load_checkpoint({str(checkpoint)!r})"]

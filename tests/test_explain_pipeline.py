@@ -44,7 +44,8 @@ SETTINGS = {"device": "cpu", "shard_size": 4, "preflight": {"batch_sizes": [1, 2
 SPEC = {"method": "saliency", "params": {}}
 
 
-def test_preflight_job_measures_then_explains_shard_zero(tmp_path, checkpoint):
+def test_preflight_job_measures_then_explains_shard_zero(tmp_path, checkpoint, caplog):
+    caplog.set_level("INFO")
     inputs = inputs_file(tmp_path, 6)
     result = write_preflight_and_shard(checkpoint, inputs, SPEC, SETTINGS, "clean",
                                        tmp_path / "pf.json", tmp_path / "shard-0.npz")
@@ -53,7 +54,10 @@ def test_preflight_job_measures_then_explains_shard_zero(tmp_path, checkpoint):
     assert record["spec"] == SPEC and record["candidates"]
     maps, ids, meta = load_shard(tmp_path / "shard-0.npz")
     assert ids == ["img0", "img1", "img2", "img3"] and maps.shape == (4, SIZE, SIZE)
-    assert meta["batch_size"] == result.batch_size and meta["compute_seconds"] >= 0
+    assert meta["batch_size"] == result.batch_size
+    # the attribution time goes to the job's log (bench/job_costs.py reads it), not into the shard
+    assert "compute_seconds" not in meta
+    assert "saliency clean shard 0: computed 4 images in" in caplog.text
 
     # the next shard (and other conditions) use the measured batch size
     write_shard(checkpoint, inputs, tmp_path / "pf.json", SPEC, SETTINGS, "gaussian-0.1", 1,

@@ -115,19 +115,57 @@ def test_close_candidates_are_measured_again_and_keep_their_fastest_timing(monke
     assert min(eight.timings) == eight.sec_per_image < 0.0012
 
 
-def test_search_is_sized_by_the_work_it_plans():
-    # 3 ms/image at every batch size: 6 images of work are 18 ms, so with half of that as budget
-    # the scan stops after a few small candidates instead of timing each for min_seconds.
-    class Flat(Timed):
-        cost_ms = {b: 3.0 for b in (1, 2, 4, 8, 16, 32)}
+class FakeClock:
+    """Simulated time for the preflight module: methods "take" time by advancing it, so the
+    budget tests do not depend on how busy the machine is."""
 
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture()
+def clock(monkeypatch):
+    import types
+
+    import ferxai.explain.preflight as preflight
+
+    fake = FakeClock()
+    monkeypatch.setattr(preflight, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    return fake
+
+
+def simulated(clock, per_image_ms, first_call_s=0.0):
+    """A stand-in method costing `per_image_ms` of simulated time per image (the first call also
+    `first_call_s`: library import, hooks)."""
+    calls = []
+
+    class Simulated(Timed):
+        def _attribute(self, inputs, targets):
+            calls.append(len(inputs))
+            clock.sleep(per_image_ms / 1000 * len(inputs) + (first_call_s if len(calls) == 1 else 0.0))
+            return torch.zeros(inputs.shape[0], inputs.shape[2], inputs.shape[3])
+
+    return lambda b: Simulated(nn.Identity(), batch_size=b)
+
+
+def test_search_is_sized_by_the_work_it_plans(clock):
+    # 3 ms/image at every batch size: 6 images of work are 18 ms, so with half of that as budget
+    # the scan stops after a few candidates instead of timing each for min_seconds (0.5 s).
     x, t = data(6)
-    started = time.perf_counter()
-    result = run_preflight(lambda b: Flat(nn.Identity(), batch_size=b), x, t, batch_sizes=[1, 2, 4, 8, 16, 32],
+    result = run_preflight(simulated(clock, 3.0), x, t, batch_sizes=[1, 2, 4, 8, 16, 32],
                            min_seconds=0.5, work_images=6, budget_fraction=0.5)
-    spent = time.perf_counter() - started
-    assert spent < 0.5  # without a budget every candidate is timed for min_seconds (0.5 s)
     assert len(result.candidates) < 6
+    assert clock.now < 0.05  # the warm-up, one timed candidate, then what the 9 ms budget allows
+
+    clock.now = 0.0  # without a budget, every candidate is timed for min_seconds
+    run_preflight(simulated(clock, 3.0), x, t, batch_sizes=[1, 2, 4, 8, 16, 32], min_seconds=0.5)
+    assert clock.now >= 0.5 * 3
 
 
 def test_batches_a_job_cannot_fill_are_not_tried():
@@ -139,21 +177,10 @@ def test_batches_a_job_cannot_fill_are_not_tried():
     assert max(c.images_per_call for c in result.candidates) == 5
 
 
-def test_one_time_set_up_does_not_use_up_the_budget():
+def test_one_time_set_up_does_not_use_up_the_budget(clock):
     # The first call pays for importing the method's library and building hooks (here 0.3 s);
     # the job pays that anyway, so it must not end the search after one candidate.
-    class SlowFirstCall(Timed):
-        cost_ms = {b: 1.0 for b in (1, 2, 4, 8, 16, 32)}
-        calls = 0
-
-        def _attribute(self, inputs, targets):
-            SlowFirstCall.calls += 1
-            if SlowFirstCall.calls == 1:
-                time.sleep(0.3)
-            return super()._attribute(inputs, targets)
-
     x, t = data(6)
-    result = run_preflight(lambda b: SlowFirstCall(nn.Identity(), batch_size=b), x, t,
-                           batch_sizes=[1, 2, 4, 8], min_seconds=0.0, work_images=6,
-                           budget_fraction=20.0, patience=10)
+    result = run_preflight(simulated(clock, 1.0, first_call_s=0.3), x, t, batch_sizes=[1, 2, 4, 8],
+                           min_seconds=0.0, work_images=6, budget_fraction=20.0, patience=10)
     assert len(result.candidates) >= 3
