@@ -131,18 +131,21 @@ def train_params(wildcards):
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
-@functools.lru_cache(maxsize=None)  # one walk per script and module for the whole DAG
 def code_of(script, *modules):
     """`code` param of a rule: a fingerprint of the library code its script runs (and `modules`)
     and of the versions of the packages that code imports, so that a library fix or upgrade
-    reruns the jobs it affects (Snakemake itself tracks only the script)."""
-    return code_fingerprint(SCRIPTS / script, *modules)
+    reruns the jobs it affects (Snakemake itself tracks only the script). Computed once per
+    script and modules for the whole DAG."""
+    return cached_fingerprint(str(SCRIPTS / script), *modules)
+
+
+cached_fingerprint = functools.lru_cache(maxsize=None)(code_fingerprint)
 
 
 def job_code(script, method=False, model=False, adapter=False):
-    """`code` param of a rule whose script loads code by name, which the static walk cannot see:
-    the method's module (per-method rules), the experiment's architecture module (rules that
-    build or load its model), the dataset format's adapter (the manifest)."""
+    """`code` param for scripts that load code by name, which the static walk cannot see; adds
+    the method's module (per-method jobs), the experiment's architecture module (jobs that build
+    or load its model) or the dataset format's adapter (the manifest)."""
 
     def fingerprint(wildcards):
         modules = []
