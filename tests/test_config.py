@@ -124,3 +124,14 @@ def test_config_origin_names_the_layer_that_set_the_key(tmp_path):
     assert config_origin("train.epochs", layers) == "--config"
     # a key set nowhere is attributed to the file holding its longest prefix
     assert config_origin("datasets.ck.options.label_mode", layers).endswith("mine.yaml")
+
+
+def test_setting_one_resource_leaves_the_others_to_the_rules(tmp_path):
+    # The rules' own defaults (workflow/rules/*.smk, rule_resource) apply to keys not given; a
+    # schema default would fill them in silently (e.g. gpu: 0 for a rule that asks for a GPU).
+    from snakemake.utils import validate
+
+    cfg = default_config()
+    cfg["resources"] = {"explain": {"mem_mb": 100}}
+    validate(cfg, str(Path(REPO) / "config" / "schema.yaml"))
+    assert cfg["resources"]["explain"] == {"mem_mb": 100}
