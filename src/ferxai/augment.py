@@ -8,30 +8,24 @@ round trip per image, which matters on a 2-core CPU and keeps a GPU fed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ferxai.settings import Settings
+
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class AugmentSettings(Settings):
+    section = "train.augment"
+
     hflip: bool = True
     max_shift: float = 0.05     # fraction of the image side
     max_rotation: float = 10.0  # degrees
     max_scale: float = 0.05     # relative zoom in/out
     brightness: float = 0.15    # additive, in [0, 1] intensity units
     contrast: float = 0.15      # multiplicative around the image mean
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> "AugmentSettings":
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"train.augment: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
     @property
     def geometric(self) -> bool:

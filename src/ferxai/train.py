@@ -21,7 +21,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ferxai.augment import AugmentSettings, augment_batch
-from ferxai.settings import config_hash
+from ferxai.settings import Settings, config_hash
 from ferxai.device import autocast_for, make_grad_scaler, resolve_device
 from ferxai.metrics import macro_f1
 
@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(Settings):
+    section = "train"
+
     epochs: int = 12
     batch_size: int = 32
     optimizer: str = "adamw"
@@ -57,16 +59,6 @@ class TrainSettings:
     device: str = "auto"
     amp: bool = True
     augment: AugmentSettings = field(default_factory=AugmentSettings)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "TrainSettings":
-        values = dict(values)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"train: unknown key(s) {unknown}; known: {sorted(known)}")
-        values["augment"] = AugmentSettings.from_dict(values.get("augment"))
-        return cls(**values)
 
 
 @dataclass
