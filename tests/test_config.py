@@ -135,3 +135,16 @@ def test_setting_one_resource_leaves_the_others_to_the_rules(tmp_path):
     cfg["resources"] = {"explain": {"mem_mb": 100}}
     validate(cfg, str(Path(REPO) / "config" / "schema.yaml"))
     assert cfg["resources"]["explain"] == {"mem_mb": 100}
+
+
+def test_config_origin_handles_names_with_dots(tmp_path):
+    from ferxai.config import config_layers, config_origin
+
+    default = tmp_path / "config.yaml"
+    default.write_text(yaml.safe_dump({"models": {"resnet.v2": {"arch": "resnet19"}}}))
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"models": {"cnn": {"arch": "fer_cnn"}}}))
+    layers = config_layers(str(default), [mine])
+    # the dotted model name lives in the default file, not in the --configfile that also has `models`
+    assert config_origin("models.resnet.v2.arch", layers) == str(default)
+    assert config_origin("models.cnn.arch", layers).endswith("mine.yaml")

@@ -24,11 +24,15 @@ class ConfigError(ValueError):
 
 
 def _has_key(mapping: Any, dotted: str) -> bool:
-    for part in dotted.split("."):
-        if not isinstance(mapping, Mapping) or part not in mapping:
-            return False
-        mapping = mapping[part]
-    return True
+    """Whether `dotted` names a value in nested `mapping`; a key may itself contain dots (the
+    schema allows them in dataset, model and experiment names), so every split is tried."""
+    if not dotted:
+        return True
+    if not isinstance(mapping, Mapping):
+        return False
+    parts = dotted.split(".")
+    return any(".".join(parts[:k]) in mapping and _has_key(mapping[".".join(parts[:k])], ".".join(parts[k:]))
+               for k in range(1, len(parts) + 1))
 
 
 def config_origin(key: str, layers: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
