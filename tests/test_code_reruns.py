@@ -112,3 +112,23 @@ def test_editing_model_code_reruns_the_experiments_of_that_architecture_only(bui
         assert {"train", "evaluate", "explain_inputs"} <= planned_rules(built)
     with edited(built / "src/ferxai/models/fer_cnn.py"):
         assert "train" in planned_rules(built)
+
+
+@pytest.mark.slow
+def test_adding_or_editing_a_catalog_entry_reruns_that_methods_jobs_only(built):
+    catalog = built / "src/ferxai/explain/catalog.py"
+    original = catalog.read_text()
+    entry = '    _cam("gradcam", "GradCAM"),\n'
+    assert entry in original
+    try:
+        # a new method: one more entry, nothing configured uses it
+        catalog.write_text(original.replace(entry, entry + '    _cam("gradcam_copy", "GradCAM"),\n'))
+        assert planned_rules(built) == set()
+        # Grad-CAM's own entry
+        catalog.write_text(original.replace(entry, '    _cam("gradcam", "GradCAM", extra=1),\n'))
+        jobs = planned_jobs(built)
+        assert all("method=gradcam" in wc for rule, wc in jobs if "method=" in wc)
+        assert {rule for rule, _ in jobs} >= {"preflight", "explanation_store"}
+    finally:
+        catalog.write_text(original)
+    assert planned_rules(built) == set()

@@ -99,3 +99,32 @@ def test_fingerprints_of_the_real_scripts_import_nothing_heavy():
     repo = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_in_a_catalog_table_only_the_jobs_own_entry_counts(tree):
+    root, script = tree
+    catalog = write(root, "ferxai/explain/catalog.py", """
+        def entry(name, size):
+            return (name, size)
+
+
+        ENTRIES = (
+            entry("gradcam", 1),
+            entry("saliency", 2),
+        )
+        """)
+    (root / "ferxai/explain/methods/gradcam.py").write_text("from ferxai.explain import catalog\n")
+    tables = (("ferxai.explain.catalog", "ENTRIES"),)
+
+    def fingerprint():
+        return code_fingerprint(script, root=root, tables=tables, keep=("gradcam",))
+
+    before = fingerprint()
+    text = catalog.read_text()
+    catalog.write_text(text.replace('entry("saliency", 2),', 'entry("saliency", 3),\n    entry("new", 1),'))
+    assert fingerprint() == before  # another method's entry changed, one was added
+    catalog.write_text(catalog.read_text().replace('entry("gradcam", 1)', 'entry("gradcam", 5)'))
+    changed = fingerprint()
+    assert changed != before
+    catalog.write_text(catalog.read_text().replace("return (name, size)", "return (size, name)"))
+    assert fingerprint() != changed  # code outside the table counts for every entry

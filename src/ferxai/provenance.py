@@ -146,9 +146,43 @@ def installed_version(import_name: str) -> str:
         return "absent"
 
 
-def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT) -> str:
+def _entry_name(node: ast.expr) -> str | None:
+    """The name an entry of a catalog table is made with: its call's first string argument."""
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        return str(node.args[0].value)
+    return None
+
+
+@lru_cache(maxsize=None)
+def _table_layout(source: bytes, table: str) -> tuple[str, str, tuple[tuple[str | None, str], ...]]:
+    """(text before, text after, (entry name, entry source) ...) of the module-level tuple `table`;
+    parsed once per source, so each job's cut-down copy is a join."""
+    text = source.decode("utf-8")
+    for node in ast.parse(text).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if isinstance(target, ast.Name) and target.id == table and isinstance(node.value, (ast.Tuple, ast.List)):
+            lines = text.splitlines(keepends=True)
+            entries = tuple((_entry_name(e), ast.get_source_segment(text, e) or "") for e in node.value.elts)
+            return "".join(lines[:node.lineno - 1]), "".join(lines[node.end_lineno:]), entries
+    raise ValueError(f"no module-level tuple {table!r} to cut down")
+
+
+def _keeping_entries(source: bytes, table: str, keep: tuple[str, ...]) -> bytes:
+    """`source` with the module-level tuple `table` cut down to the entries named in `keep`."""
+    before, after, entries = _table_layout(source, table)
+    kept = [segment for name, segment in entries if name in keep]
+    return (before + f"{table} = ({', '.join(kept)}{',' if kept else ''})\n" + after).encode()
+
+
+def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT,
+                     tables: tuple[tuple[str, str], ...] = (), keep: tuple[str, ...] = ()) -> str:
     """Hash of what the given scripts or ``ferxai`` module names run: the source of every ferxai
-    module they reach and the versions of the third-party packages those import."""
+    module they reach and the versions of the third-party packages those import.
+
+    `tables` are (module, tuple name) pairs of catalogs, such as the methods' entries: in them only
+    the entries named in `keep` (the job's own method) count, so adding or editing one method's
+    entry changes that method's jobs' fingerprint only; the rest of the module counts whole."""
     files: list[Path] = []
     for entry in entries:
         if isinstance(entry, str) and entry.split(".")[0] == PACKAGE:
@@ -159,11 +193,15 @@ def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT) -> str:
         else:
             files.append(Path(entry))
     modules, external = module_closure(files, root)
+    table_of = {modules[name]: table for name, table in tables if name in modules}
     digest = hashlib.sha256()
     for path in sorted(set(files) | set(modules.values())):
         rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
         digest.update(f"{rel}\0".encode())
-        digest.update(_read(path, root)[0])
+        source = _read(path, root)[0]
+        if path in table_of:
+            source = _keeping_entries(source, table_of[path], tuple(sorted(keep)))
+        digest.update(source)
     for name in sorted(external):
         digest.update(f"{name}=={installed_version(name)}\n".encode())
     return digest.hexdigest()[:16]

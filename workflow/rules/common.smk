@@ -131,12 +131,18 @@ def train_params(wildcards):
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
-def code_of(script, *modules):
+# Catalog tables whose entries count only for the job of that entry (adding a method reruns
+# nothing but its own jobs).
+CATALOG_TABLES = (("ferxai.explain.catalog", "_ENTRIES"),)
+
+
+def code_of(script, *modules, method=None):
     """`code` param of a rule: a fingerprint of the library code its script runs (and `modules`)
     and of the versions of the packages that code imports, so that a library fix or upgrade
     reruns the jobs it affects (Snakemake itself tracks only the script). Computed once per
     script and modules for the whole DAG."""
-    return cached_fingerprint(str(SCRIPTS / script), *modules)
+    keep = (method,) if method else ()
+    return cached_fingerprint(str(SCRIPTS / script), *modules, tables=CATALOG_TABLES, keep=keep)
 
 
 cached_fingerprint = functools.lru_cache(maxsize=None)(code_fingerprint)
@@ -148,7 +154,7 @@ def job_code(script, method=False, model=False, adapter=False):
     or load its model) or the dataset format's adapter (the manifest)."""
 
     def fingerprint(wildcards):
-        modules = []
+        modules, name = [], None
         if method:
             name = EXPLAIN_METHODS[wildcards.method]["method"]
             modules.append(method_catalog.get(name).implementation.split(":")[0])
@@ -156,7 +162,7 @@ def job_code(script, method=False, model=False, adapter=False):
             modules.append(models_catalog.family(SETTINGS[wildcards.experiment]["model"]["arch"]).module)
         if adapter:
             modules.append(ADAPTERS[dataset_config(wildcards)["format"]].split(":")[0])
-        return code_of(script, *modules)
+        return code_of(script, *modules, method=name)
 
     return fingerprint
 
