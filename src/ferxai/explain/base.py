@@ -72,7 +72,7 @@ class Explainer:
 
     name        registry name, e.g. "integrated_gradients"
     family      "gradient" | "cam" | "perturbation" | "lrp"
-    library     pip distribution it needs ("captum", "grad-cam", "zennit", "shap", "lime"; None: ours)
+    library     pip distribution it needs ("captum", "zennit", "shap", "lime"; None: ours)
     defaults    parameter defaults; any other keyword is rejected by name
     signed      True when attributions carry a sign (diverging colormap); per instance where the
                 parameters decide it

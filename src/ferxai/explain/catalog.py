@@ -342,7 +342,7 @@ def _path_params() -> dict[str, Param]:
 def _cam(name: str, cls: str, extra: int = 1, per_channel: bool = False, target_layer: bool = True) -> Method:
     params = {"target_layer": Layer()} if target_layer else {}
     params.update({"aug_smooth": Bool(False), "eigen_smooth": Bool(False)})
-    return Method(name, "cam", "grad-cam", f"{_M}.{name}:{cls}", params, signed=False,
+    return Method(name, "cam", None, f"{_M}.{name}:{cls}", params, signed=False,
                   passes=_cam_passes(extra, per_channel), needs_channels=per_channel)
 
 
@@ -379,14 +379,14 @@ _ENTRIES: tuple[Method, ...] = (
            {"layer": Layer(), "interpolate_mode": Choice("bilinear", INTERPOLATE_MODES),
             "attribute_to_layer_input": Bool(False)},
            passes=lambda p, c: 2),  # one Grad-CAM pass, one guided-backprop pass
-    # ---- CAM family (pytorch-grad-cam, distributed as grad-cam)
+    # ---- CAM family (ferxai's own on torch, equal to pytorch-grad-cam's classes)
     _cam("gradcam", "GradCAM"),
     _cam("hirescam", "HiResCAM"),
     _cam("gradcam_elementwise", "GradCAMElementWise"),
     _cam("gradcam_plusplus", "GradCAMPlusPlus"),
     _cam("xgradcam", "XGradCAM"),
-    # activations and original score, then one pass per ablated channel
-    _cam("ablationcam", "AblationCAM", extra=2, per_channel=True),
+    # one pass (activations and original score), then one per ablated channel
+    _cam("ablationcam", "AblationCAM", extra=1, per_channel=True),
     # one pass, then one per channel-masked input
     _cam("scorecam", "ScoreCAM", extra=1, per_channel=True),
     _cam("eigencam", "EigenCAM"),

@@ -1,86 +1,96 @@
-"""Shared base of the CAM family: every method is pytorch-grad-cam's class of the same name.
+"""Shared base of the CAM family, written on plain torch: one small file per method on top.
 
-A subclass sets `cam_class` (the pytorch-grad-cam class); parameters and cost model are its entry
-in `ferxai.explain.catalog`.
-What this base adds around the library:
+The maps equal pytorch-grad-cam's classes of the same name (tests/test_explain_cam.py compares
+every method, with and without its smoothing options, against grad-cam 1.5.7 on fer_cnn and
+ResNet18); the option names are the library's. A method states how it weights the target layer's
+activations, in one of two ways:
+
+* `channel_weights(acts, grads)` -> (N, C): the map is ``sum_c w_c * A_c`` (Grad-CAM, Grad-CAM++,
+  XGrad-CAM; Score-CAM and Ablation-CAM compute their weights with extra model passes);
+* `weighted_activations(...)` -> (N, C, h, w) for methods that weight each location (HiResCAM,
+  LayerCAM, element-wise Grad-CAM) or project (EigenCAM, EigenGrad-CAM).
+
+What the base does around that:
 
 * **Target layer** — ``target_layer`` is a dotted path into the zoo model (``layer4``,
-  ``features.block3.relu2``, ...). ``None`` picks `ferxai.models.zoo.default_target_layer` for the
-  arch, read off the built model (number of fer_cnn blocks, of ViT encoder layers); a model that is
-  not a zoo arch must name its layer. An unknown path is an `ExplainerConfigError` naming it and the
-  closest module names.
-* **Targets** — one `ClassifierOutputTarget` per image (the library silently zeroes images it has
-  no target for). The attributed output is `forward_model`'s: logits, or probabilities with
-  ``output: softmax``; `ClassifierOutputTarget` picks the class column of either.
+  ``features.block3.relu2``, ...). ``None`` picks the architecture catalog's default, read off the
+  built model; a model that is not a zoo arch must name its layer. An unknown path is an
+  `ExplainerConfigError` naming it and the closest module names.
+* **Activations and gradients** — one forward pass records the layer's output through a forward
+  hook that lives only for the call (removed in a ``finally``, so no hook outlives it; the model
+  continues on a copy, so a later in-place op cannot alter what was recorded); the
+  gradient of the summed target scores with respect to that output comes from
+  `torch.autograd.grad`, so no weight gradients are computed and no ``.grad`` is left behind,
+  whatever the caller's grad mode or the model's ``requires_grad`` flags. The attributed output is
+  `forward_model`'s: logits, or probabilities with ``output: softmax``.
 * **ViT** — a layer that outputs tokens ``(N, 1 + h*w, C)`` (``encoder.layers...``) is reshaped to
   ``(N, C, h, w)``, dropping the class token, with ``h, w = input side / patch_size``. Feature maps
   ``(N, C, h, w)`` pass through unchanged; any other output shape is an error naming the layer.
-* **Output** — the library upsamples each CAM to the input resolution and min-max normalises it to
-  [0, 1] *per image* (an all-zero CAM stays 0). We keep that: maps are comparable in shape within an
-  image, not in magnitude across images. With ``aug_smooth`` the result is the mean of six
-  normalised maps (flip x {0.9, 1, 1.1} brightness), so its maximum can be below 1.
-* **Gradients** — gradient CAMs run under `torch.enable_grad()` (a caller's `no_grad` would
-  otherwise leave the library without gradients) on an input that requires grad, with the model's
-  parameters temporarily frozen: the CAM needs gradients of activations only, and skipping the
-  weight gradients saves backward time and leaves no `.grad` tensors behind. Gradient-free CAMs
-  (EigenCAM, AblationCAM, ScoreCAM) run under `torch.no_grad()`.
-
-Object lifetime: pytorch-grad-cam registers forward hooks on the target layer(s) when a CAM object
-is built, and those hooks record activations on *every* forward pass of the model, including other
-explainers' passes on the same model. Building the object costs about 0.3 ms (GradCAM) to 1.4 ms
-(FullGrad, which walks the whole model) against hundreds of ms for one call, so the object is built
-per `attribute` call and its hooks are released in a ``finally``: no hooks outlive a call, nothing
-needs closing, and an exception cannot leave hooks (or AblationCAM's swapped-in layer) behind.
+* **Output** — ReLU, then each map min-max normalised to [0, 1] *per image* (an all-zero CAM stays
+  0), bilinearly resized to the input (torch's ``align_corners=False`` samples the same half-pixel
+  grid as the library's cv2 INTER_LINEAR) and normalised again. Maps are comparable in shape within
+  an image, not in magnitude across images.
+* **aug_smooth** — the mean of the maps of six augmented inputs (horizontal flip x brightness
+  0.9 / 1 / 1.1, each flipped map flipped back), so the maximum can be below 1.
+* **eigen_smooth** — the weighted activations' first principal component instead of their channel
+  sum (`_eigen.first_component_projection`, signed the same on every machine).
 """
 
 from __future__ import annotations
 
-import functools
-import types
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
 
-import numpy as np
 import torch
 import torch.nn as nn
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+import torch.nn.functional as F
 
 from ferxai.explain.base import Explainer, ExplainerConfigError
 from ferxai.explain.catalog import AUG_SMOOTH_PASSES
 from ferxai.explain.layers import LayerNotFoundError, default_layer_path, resolve_layer
+from ferxai.explain.methods._eigen import first_component_projection
 
 # Side of the dummy image used to probe a target layer's output shape when no image has been
 # seen yet (ViT models use their own `image_size`). 64 px suits every zoo CNN.
 _PROBE_SIDE = 64
+# aug_smooth's augmentations: (flip horizontally, brightness factor); the library's ttach set.
+_AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
+assert len(_AUGMENTATIONS) == AUG_SMOOTH_PASSES
 
 
-@contextmanager
-def _frozen_parameters(model: nn.Module) -> Iterator[None]:
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
+def normalise_per_image(maps: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """(N, h, w) -> each map shifted to min 0 and divided by (eps + its max): the library's scaling."""
+    flat = maps.flatten(1)
+    shifted = flat - flat.amin(dim=1, keepdim=True)
+    return (shifted / (eps + shifted.amax(dim=1, keepdim=True))).view_as(maps)
 
 
-@contextmanager
-def _quiet_progress(module: types.ModuleType) -> Iterator[None]:
-    """Turn off the tqdm bar `module` draws per image (one per image floods workflow logs)."""
-    original = module.tqdm
-    module.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=True))
-    try:
-        yield
-    finally:
-        module.tqdm = original
+def resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, h, w) -> (N, *size), bilinear on the half-pixel grid (cv2 INTER_LINEAR's)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def target_scores(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(N, classes) model outputs -> (N,) the target class's output per image."""
+    return outputs.gather(1, targets[:, None])[:, 0]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """What one pass through the model recorded at the target layer."""
+
+    acts: torch.Tensor                 # (N, C, h, w) activations (ViT tokens reshaped)
+    grads: torch.Tensor | None         # (N, C, h, w) d(target score)/d(acts); None for gradient-free CAMs
+    output: torch.Tensor               # the layer's output as the model produced it (tokens stay tokens)
+    scores: torch.Tensor               # (N,) the target class's output for each image
 
 
 class CamExplainer(Explainer):
-    """Base of the CAM family; subclasses set `cam_class` (parameters and cost: the catalog)."""
+    """Base of the CAM family; subclasses weight the activations (parameters and cost: the catalog)."""
 
-    cam_class: ClassVar[type]             # the pytorch-grad-cam class
     uses_gradients: ClassVar[bool] = True
     uses_target_layer: ClassVar[bool] = True
 
@@ -149,48 +159,76 @@ class CamExplainer(Explainer):
         side = int(getattr(self.model, "image_size", _PROBE_SIDE))
         return torch.zeros(1, channels, side, side, device=device)
 
-    # -- the library call -----------------------------------------------------------------
-    def _cam_kwargs(self) -> dict[str, Any]:
-        """Extra constructor arguments for `cam_class` (batch size, ablation layer)."""
-        return {}
+    # -- what a method overrides ----------------------------------------------------------
+    def channel_weights(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, C) weight per channel of the target layer's activations."""
+        raise NotImplementedError(f"{type(self).__name__} must define channel_weights or weighted_activations")
 
-    def _make_cam(self) -> Any:
-        layers = [self._layer] if self.uses_target_layer else []
-        return self.cam_class(self.forward_model, layers, reshape_transform=self._reshape,
-                              **self._cam_kwargs())
+    def weighted_activations(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w): what the map sums over channels (or projects, with eigen_smooth)."""
+        return self.channel_weights(layer, inputs, targets)[:, :, None, None] * layer.acts
 
-    def _after_call(self, cam: Any) -> None:
-        """Undo anything the library may have left in the model (called in a finally)."""
+    def layer_map(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, h, w) map in the target layer's resolution, before ReLU and scaling."""
+        weighted = self.weighted_activations(layer, inputs, targets)
+        if self.params.get("eigen_smooth", False):
+            return first_component_projection(weighted)
+        return weighted.sum(dim=1)
 
-    def _library_context(self) -> Any:
-        return nullcontext()
-
+    # -- the call ---------------------------------------------------------------------------
     def _attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        cam_targets = [ClassifierOutputTarget(int(t)) for t in targets.tolist()]
-        assert len(cam_targets) == len(inputs), "one ClassifierOutputTarget per image"
         patch = getattr(self.model, "patch_size", None)
         self._grid = (inputs.shape[2] // patch, inputs.shape[3] // patch) if isinstance(patch, int) else None
         x = inputs.detach()
-        if self.uses_gradients:
-            # Gradients reach the activations through the input, even if the model is frozen.
-            x = x.clone().requires_grad_(True)
-            grad_mode: Any = torch.enable_grad()
-            frozen: Any = _frozen_parameters(self.forward_model)
-        else:
-            grad_mode, frozen = torch.no_grad(), nullcontext()
-        cam = self._make_cam()
-        try:
-            with grad_mode, frozen, self._library_context():
-                maps = cam(input_tensor=x, targets=cam_targets,
-                           aug_smooth=self.params.get("aug_smooth", False),
-                           eigen_smooth=self.params.get("eigen_smooth", False))
-        finally:
-            cam.activations_and_grads.release()
-            self._after_call(cam)
-        return torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(inputs.device)
+        if not self.params.get("aug_smooth", False):
+            return self._cam(x, targets)
+        total = torch.zeros(x.shape[0], *x.shape[2:], device=x.device)
+        for flip, factor in _AUGMENTATIONS:
+            augmented = (x.flip(-1) if flip else x) * factor
+            cam = self._cam(augmented, targets)
+            total += cam.flip(-1) if flip else cam
+        return total / len(_AUGMENTATIONS)
 
-    def _reshape(self, out: torch.Tensor) -> torch.Tensor:
-        """Library `reshape_transform`: feature maps as they are, ViT tokens to feature maps."""
+    def _cam(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        layer = self._record(x, targets)
+        with torch.no_grad():
+            cam = self.layer_map(layer, x, targets).float().clamp(min=0)
+            return normalise_per_image(resize(normalise_per_image(cam), tuple(x.shape[-2:])))
+
+    def _record(self, x: torch.Tensor, targets: torch.Tensor) -> LayerRecord:
+        """One pass: the target layer's output and, for gradient CAMs, the gradient of the summed
+        target scores with respect to it (images are independent in eval mode)."""
+        if not self.uses_gradients:
+            with torch.no_grad(), self._recording() as recorded:
+                scores = target_scores(self.forward_model(x), targets)
+            return LayerRecord(self._as_feature_map(recorded[0]), None, recorded[0], scores)
+        with torch.enable_grad(), self._recording() as recorded:
+            scores = target_scores(self.forward_model(x.clone().requires_grad_(True)), targets)
+            (grads,) = torch.autograd.grad(scores.sum(), recorded[0])
+        output = recorded[0].detach()
+        return LayerRecord(self._as_feature_map(output), self._as_feature_map(grads), output, scores.detach())
+
+    @contextmanager
+    def _recording(self) -> Iterator[list[torch.Tensor]]:
+        recorded: list[torch.Tensor] = []
+
+        def record(_module: nn.Module, _inputs: Any, out: torch.Tensor) -> torch.Tensor:
+            # The model goes on with a copy, so an in-place op after the layer (ResNet's
+            # BatchNorm -> ReLU(inplace)) cannot change the recorded values or their gradients.
+            recorded.append(out)
+            return out.clone()
+
+        handle = self._layer.register_forward_hook(record)
+        try:
+            yield recorded
+        finally:
+            handle.remove()
+        if not recorded:
+            raise ExplainerConfigError(
+                f"method {self.name!r}: target_layer {self._layer_path!r} is not used in the forward pass")
+
+    def _as_feature_map(self, out: torch.Tensor) -> torch.Tensor:
+        """Feature maps as they are, ViT tokens (N, 1 + h*w, C) to feature maps (N, C, h, w)."""
         if out.ndim == 4:
             return out
         if out.ndim == 3 and self._grid is not None:
@@ -211,4 +249,4 @@ class CamExplainer(Explainer):
         )
 
 
-__all__ = ["AUG_SMOOTH_PASSES", "CamExplainer"]
+__all__ = ["AUG_SMOOTH_PASSES", "CamExplainer", "LayerRecord", "normalise_per_image", "resize", "target_scores"]

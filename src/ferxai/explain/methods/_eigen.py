@@ -65,10 +65,15 @@ def top_eigenpairs(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return value, vector
 
 
-def first_component_projection(maps: np.ndarray) -> np.ndarray:
-    """(N, C, h, w) -> (N, h, w) float32: each image's centred activations projected onto their
-    first principal direction, signed so that the largest |value| is positive. NaNs count as 0."""
-    x = torch.from_numpy(np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)).double()
+def first_component_projection(maps: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """(N, C, h, w) -> (N, h, w) float32, of the same kind (array or tensor, on its device): each
+    image's centred activations projected onto their first principal direction, signed so that the
+    largest |value| is positive. NaNs count as 0."""
+    if isinstance(maps, torch.Tensor):
+        x = maps.detach().float().double()
+    else:
+        x = torch.from_numpy(np.asarray(maps, dtype=np.float32)).double()
+    x = torch.nan_to_num(x, nan=0.0)
     n, c, h, w = x.shape
     x = x.reshape(n, c, h * w).transpose(1, 2)  # (N, pixels, channels)
     x = x - x.mean(dim=1, keepdim=True)
@@ -81,7 +86,8 @@ def first_component_projection(maps: np.ndarray) -> np.ndarray:
         projection = (x @ direction[..., None])[..., 0]
     flip = projection.amin(dim=1).abs() > projection.amax(dim=1).abs()
     projection = torch.where(flip[:, None], -projection, projection)
-    return projection.reshape(n, h, w).float().numpy()
+    projection = projection.reshape(n, h, w).float()
+    return projection if isinstance(maps, torch.Tensor) else projection.numpy()
 
 
 __all__ = ["first_component_projection", "top_eigenpairs"]

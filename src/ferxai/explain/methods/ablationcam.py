@@ -1,44 +1,57 @@
 """Ablation-CAM (Desai & Ramaswamy 2020): a channel's weight is the relative drop of the target
 score when that channel of the target layer is ablated.
 
-Gradient-free. Cost: 2 forward passes (activations, original score) plus one per channel of the
-target layer, per image (x6 with aug_smooth); the library batches the ablated copies of an image,
-`batch_size` at a time. The library computes the layers up to the target once and swaps the target
-layer for an ablation layer that replays the cached activations; the swap is undone even if the
-call fails. ViT token layers use the library's `AblationLayerVit`. The library's per-image progress
-bars are switched off. See `_cam` for the shared behaviour.
+Gradient-free. Cost: 1 forward pass (activations and the original scores) plus one per channel of
+the target layer, per image (x6 with aug_smooth). The ablated passes of all images of a call go
+through the model `batch_size` at a time: the input copies run up to the target layer, whose
+output a forward hook (alive only during the call) replaces by the recorded activations with one
+channel ablated. Ablated means set to 0 when the image's smallest activation is 0 (ReLU layers),
+otherwise to that minimum minus 1e7, as pytorch-grad-cam does (whose value drifts further
+negative with each copy of a batch on layers with negative activations; here every copy gets the
+same value). ViT token layers ablate the channel in every token, class token included.
 
-The library's weight is (score - ablated score) / score: with ``output: logits`` a target logit
-below 0 flips the sign of every channel weight and a logit of exactly 0 gives NaN maps, so prefer
+The weight is (score - ablated score) / score: with ``output: logits`` a target logit below 0 flips
+the sign of every channel weight and a logit of exactly 0 gives NaN maps, so prefer
 ``output: softmax`` (scores are positive) for this method.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import torch
 
-import pytorch_grad_cam
-import pytorch_grad_cam.ablation_cam as _ablation_cam
-from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
+from ferxai.explain.methods._cam import CamExplainer, LayerRecord, target_scores
 
-from ferxai.explain.methods._cam import CamExplainer, _quiet_progress
+_ABLATION_OFFSET = 1e7
 
 
 class AblationCAM(CamExplainer):
     name = "ablationcam"
-    cam_class = pytorch_grad_cam.AblationCAM
     uses_gradients = False
 
-    def _cam_kwargs(self) -> dict[str, Any]:
-        # A fresh ablation layer per call: the library's default argument is one shared instance
-        # that keeps state (activations, indices) between objects.
-        tokens = len(self._probe()) == 3
-        layer = pytorch_grad_cam.AblationLayerVit() if tokens else pytorch_grad_cam.AblationLayer()
-        return {"batch_size": self.batch_size, "ablation_layer": layer}
-
-    def _library_context(self) -> Any:
-        return _quiet_progress(_ablation_cam)
-
-    def _after_call(self, cam: Any) -> None:
-        # No-op after a normal call (the library swaps the layer back itself).
-        replace_layer_recursive(self.forward_model, cam.ablation_layer, self._layer)
+    def channel_weights(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        output = layer.output
+        n, channels = layer.acts.shape[:2]
+        channel_dim = 1 if output.ndim == 4 else 2  # feature maps (N, C, h, w); tokens (N, T, C)
+        low = output.flatten(1).amin(dim=1)
+        value = torch.where(low == 0, torch.zeros_like(low), low - _ABLATION_OFFSET)
+        image = torch.arange(n * channels, device=inputs.device) // channels
+        channel = torch.arange(n * channels, device=inputs.device) % channels
+        ablated = torch.empty(n * channels, device=inputs.device)
+        replacement: list[torch.Tensor] = []
+        handle = self._layer.register_forward_hook(lambda _m, _i, _out: replacement[0])
+        try:
+            with torch.no_grad():
+                for start in range(0, n * channels, self.batch_size):
+                    rows = slice(start, start + self.batch_size)
+                    copies = output[image[rows]].clone()
+                    index = torch.arange(len(copies), device=inputs.device)
+                    if channel_dim == 1:
+                        copies[index, channel[rows]] = value[image[rows], None, None]
+                    else:
+                        copies[index, :, channel[rows]] = value[image[rows], None]
+                    replacement[:] = [copies]
+                    ablated[rows] = target_scores(self.forward_model(inputs[image[rows]]), targets[image[rows]])
+        finally:
+            handle.remove()
+        original = layer.scores[:, None]
+        return (original - ablated.view(n, channels)) / original

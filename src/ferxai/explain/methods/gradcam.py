@@ -5,11 +5,13 @@ One forward+backward pass per image (x6 with aug_smooth); see `_cam` for the sha
 
 from __future__ import annotations
 
-import pytorch_grad_cam
+import torch
 
-from ferxai.explain.methods._cam import CamExplainer
+from ferxai.explain.methods._cam import CamExplainer, LayerRecord
 
 
 class GradCAM(CamExplainer):
     name = "gradcam"
-    cam_class = pytorch_grad_cam.GradCAM
+
+    def channel_weights(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return layer.grads.mean(dim=(2, 3))

@@ -2,30 +2,36 @@
 that channel's upsampled, min-max normalised activation map (softmax over channels).
 
 Gradient-free. Cost: 1 forward pass plus one per channel of the target layer, per image (x6 with
-aug_smooth); the library batches the masked copies of an image `batch_size` at a time. Memory: the
-masked copies of every image in a call are built at once (N x channels x image). The library's
-per-image progress bars are switched off. See `_cam` for the shared behaviour.
+aug_smooth). The masked copies of all images of a call go through the model `batch_size` at a
+time and are built one batch at a time, so memory holds the upsampled maps (N x channels x H x W,
+one plane each) plus one batch. The upsampling is bilinear with corners aligned, as in the
+library. See `_cam` for the shared behaviour.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import torch
+import torch.nn.functional as F
 
-import pytorch_grad_cam
-import pytorch_grad_cam.score_cam as _score_cam
+from ferxai.explain.methods._cam import CamExplainer, LayerRecord, target_scores
 
-from ferxai.explain.methods._cam import CamExplainer, _quiet_progress
+_EPS = 1e-8
 
 
 class ScoreCAM(CamExplainer):
     name = "scorecam"
-    cam_class = pytorch_grad_cam.ScoreCAM
     uses_gradients = False
 
-    def _make_cam(self) -> Any:
-        cam = super()._make_cam()
-        cam.batch_size = self.batch_size  # read by ScoreCAM.get_cam_weights (default 16)
-        return cam
-
-    def _library_context(self) -> Any:
-        return _quiet_progress(_score_cam)
+    def channel_weights(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        n, channels = layer.acts.shape[:2]
+        masks = F.interpolate(layer.acts.float(), size=inputs.shape[-2:], mode="bilinear", align_corners=True)
+        low, high = torch.aminmax(masks.flatten(2), dim=2)
+        masks = (masks - low[..., None, None]) / (high - low + _EPS)[..., None, None]
+        scores = torch.empty(n * channels, device=inputs.device)
+        image = torch.arange(n * channels, device=inputs.device) // channels
+        flat_masks = masks.reshape(n * channels, 1, *inputs.shape[-2:])
+        for start in range(0, n * channels, self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            batch = inputs[image[rows]] * flat_masks[rows]
+            scores[rows] = target_scores(self.forward_model(batch), targets[image[rows]])
+        return torch.softmax(scores.view(n, channels), dim=-1)

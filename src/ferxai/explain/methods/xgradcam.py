@@ -1,15 +1,21 @@
-"""XGrad-CAM (Fu et al. 2020): gradients weighted by normalised activations.
+"""XGrad-CAM (Fu et al. 2020): gradients weighted by the channel's normalised activations.
 
-One forward+backward pass per image (x6 with aug_smooth); see `_cam` for the shared behaviour.
+Weight of channel k: sum_ij g_ij A_ij / sum_ij A_ij. One forward+backward pass per image (x6 with
+aug_smooth); see `_cam` for the shared behaviour.
 """
 
 from __future__ import annotations
 
-import pytorch_grad_cam
+import torch
 
-from ferxai.explain.methods._cam import CamExplainer
+from ferxai.explain.methods._cam import CamExplainer, LayerRecord
+
+_EPS = 1e-7
 
 
 class XGradCAM(CamExplainer):
     name = "xgradcam"
-    cam_class = pytorch_grad_cam.XGradCAM
+
+    def channel_weights(self, layer: LayerRecord, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        summed = layer.acts.sum(dim=(2, 3), keepdim=True)
+        return (layer.grads * layer.acts / (summed + _EPS)).sum(dim=(2, 3))
