@@ -35,7 +35,7 @@ def test_catalog_registry_listing_and_config_check_import_no_heavy_library():
         "from ferxai.explain import catalog\n"
         "from ferxai.explain.registry import METHODS, method_names\n"
         "from ferxai.config import explain_methods\n"
-        "assert len(method_names()) == len(METHODS) == 31, len(METHODS)\n"
+        "assert len(method_names()) == len(METHODS) == 34, len(METHODS)\n"
         "catalog.check_params('lime', {'num_samples': 50})\n"
         f"explain_methods(yaml.safe_load(open({str(Path(REPO) / 'config' / 'config.yaml')!r})))\n"
         "heavy = sorted(m for m in ('torch', 'numpy', 'pandas', 'captum', 'pytorch_grad_cam', 'zennit',\n"
@@ -101,7 +101,7 @@ def test_registry_resolves_each_entry_to_its_class_with_the_catalog_attributes()
 
 def test_entries_are_well_formed():
     for name, entry in catalog.METHODS.items():
-        assert entry.family in ("gradient", "cam", "perturbation", "lrp"), name
+        assert entry.family in ("gradient", "cam", "perturbation", "lrp", "control"), name
         for key, param in entry.params.items():
             assert param.accepts(param.default), (name, key)
             if param.kind == "choice":

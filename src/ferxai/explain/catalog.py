@@ -442,6 +442,14 @@ _ENTRIES: tuple[Method, ...] = (
     Method("rise", "perturbation", None, f"{_M}.rise:Rise",
            {"n_masks": Int(1000), "mask_size": Int(8), "p": Float(0.5, 0.0, 1.0, low_open=True), "seed": Seed()},
            signed=False, passes=lambda p, c: p["n_masks"]),
+    # ---- controls: maps that ignore the model, to test the metrics (no model pass)
+    Method("random", "control", None, f"{_M}.random_control:RandomControl", {"seed": Seed()},
+           signed=False, passes=lambda p, c: 0.0, inputs=lambda p, c: 1),
+    Method("edge", "control", None, f"{_M}.edge_control:EdgeControl",
+           signed=False, passes=lambda p, c: 0.0, inputs=lambda p, c: 1),
+    Method("center", "control", None, f"{_M}.center_control:CenterControl",
+           {"sigma": Float(0.25, 0.0, low_open=True)},
+           signed=False, passes=lambda p, c: 0.0, inputs=lambda p, c: 1),
     # ---- relevance propagation (zennit)
     Method("lrp", "lrp", "zennit", f"{_M}.lrp:LRP",
            {"composite": Choice("epsilon_plus_flat", LRP_COMPOSITES), "epsilon": Float(1e-6, 0.0, low_open=True)},
