@@ -11,12 +11,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ferxai.explain.catalog import Int, Param
+from ferxai.explain.catalog import Choice, Int, Param
 from ferxai.explain.params import ExplainerConfigError
 
-FAMILIES: tuple[str, ...] = ("localisation", "complexity")
-# what a metric needs besides the maps: ground-truth masks (localisation), nothing (complexity)
-NEEDS: tuple[str, ...] = ("masks",)
+FAMILIES: tuple[str, ...] = ("localisation", "faithfulness", "complexity")
+# what a metric needs besides the maps: ground-truth masks (localisation), the model and the
+# images (faithfulness), nothing (complexity)
+NEEDS: tuple[str, ...] = ("masks", "model")
 
 
 class MetricConfigError(ExplainerConfigError):
@@ -60,6 +61,9 @@ class Metric:
 
 
 _A = "ferxai.assess"
+# pixel-removal curves (ferxai.assess.faithfulness; its BASELINES and ORDERS, stated here
+# without importing torch)
+_REMOVAL = {"steps": Int(20), "baseline": Choice("black", ("black", "mean")), "order": Choice("most", ("most", "least"))}
 
 _ENTRIES: tuple[Metric, ...] = (
     Metric("pointing_game", "localisation", f"{_A}.localisation:pointing_game", "higher", ("masks",),
@@ -67,6 +71,8 @@ _ENTRIES: tuple[Metric, ...] = (
     Metric("relevance_mass", "localisation", f"{_A}.localisation:relevance_mass", "higher", ("masks",)),
     Metric("relevance_rank", "localisation", f"{_A}.localisation:relevance_rank", "higher", ("masks",)),
     Metric("auroc", "localisation", f"{_A}.localisation:auroc", "higher", ("masks",)),
+    Metric("deletion", "faithfulness", f"{_A}.faithfulness:deletion_auc", "lower", ("model",), _REMOVAL),
+    Metric("insertion", "faithfulness", f"{_A}.faithfulness:insertion_auc", "higher", ("model",), _REMOVAL),
     Metric("sparseness", "complexity", f"{_A}.complexity:sparseness", "higher"),
     Metric("entropy", "complexity", f"{_A}.complexity:entropy", "lower"),
 )
@@ -82,7 +88,7 @@ def get(name: str) -> Metric:
 
 
 def load(name: str):
-    """The metric's function (imports its module: numpy, scipy)."""
+    """The metric's function (imports its module: numpy and scipy, or torch for faithfulness)."""
     import importlib
 
     module, function = get(name).implementation.split(":")
