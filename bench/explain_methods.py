@@ -30,6 +30,7 @@ from ferxai.data.synthetic import SyntheticConfig, render_sample
 from ferxai.explain.pipeline import build_explainer
 from ferxai.explain.preflight import images_per_call, run_preflight
 from ferxai.models import build_model
+from ferxai.settings import ExplainSettings
 
 # Model batch the libraries use by default when called once per image (see module docstring).
 NAIVE_BATCH = {"occlusion": 1, "feature_ablation": 1, "shapley_sampling": 1, "lime": 10,
@@ -113,7 +114,7 @@ def main() -> None:
         spec = {"method": params.pop("method", label), "params": params}
 
         def make(batch_size, spec=spec):
-            return build_explainer(model, meta, spec, {"output": "logits"}, refs, batch_size, torch.device("cpu"))
+            return build_explainer(model, meta, spec, ExplainSettings(output="logits"), refs, batch_size, torch.device("cpu"))
 
         try:
             pre = run_preflight(make, x, t, batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256), min_seconds=0.3)
