@@ -17,7 +17,8 @@ from conftest import REPO
 ROOT = Path(REPO)
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # distribution name -> import name, for the project's own dependencies
-IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml", "grad-cam": "pytorch_grad_cam", "scikit-image": "skimage"}
+IMPORT_NAMES = {"pillow": "PIL", "pyyaml": "yaml", "grad-cam": "pytorch_grad_cam", "scikit-image": "skimage",
+                "opencv-python-headless": "cv2"}
 
 
 def requirement(spec: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,38 @@ def test_example_plans_and_builds_its_data_in_make_runs_environment(example, lea
         assert (out / "splits" / "label_conflicts.csv").exists()
     again = run(lean_python, "-m", "snakemake", "--dry-run", "--cores", "1", *args, *targets, cwd=work)
     assert "Nothing to be done" in again.stdout, again.stdout[-2000:]
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@pytest.mark.slow
+def test_every_default_method_explains_an_image_in_make_runs_environment(lean_python, tmp_path):
+    """Each method of the default config, with its configured parameters, on one image, in the
+    lean environment: a library that needs an undeclared package (shap's blur masker needs cv2)
+    fails here, not in a user's first `make run`."""
+    script = textwrap.dedent(f"""
+        import numpy as np, torch, yaml
+        from ferxai.config import explain_methods
+        from ferxai.explain.pipeline import build_explainer
+        from ferxai.models.zoo import build_model
+        from ferxai.settings import ExplainSettings
+        config = yaml.safe_load(open({str(Path(REPO) / "config" / "config.yaml")!r}))
+        torch.manual_seed(0)
+        model = build_model("fer_cnn", 7, 1, 48).eval()
+        x = torch.rand(1, 1, 48, 48)
+        refs = {{"mean_image": np.full((1, 48, 48), 0.5, np.float32), "class_means": np.full((7, 1, 48, 48), 0.5, np.float32),
+                 "reference_images": np.full((4, 1, 48, 48), 128, np.uint8)}}
+        failed = []
+        for label, spec in explain_methods(config).items():
+            try:
+                e = build_explainer(model, {{"arch": "fer_cnn"}}, spec, ExplainSettings(), refs, 16, torch.device("cpu"))
+                maps = e.attribute(x, torch.tensor([3]))
+                assert maps.shape == (1, 48, 48) and torch.isfinite(maps).all(), label
+            except Exception as exc:
+                failed.append(f"{{label}}: {{type(exc).__name__}}: {{exc}}")
+        print("\\n".join(failed) or "all explained")
+    """)
+    done = run(lean_python, "-c", script, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("all explained"), done.stdout
