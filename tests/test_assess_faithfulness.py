@@ -83,3 +83,25 @@ def test_catalog_states_the_modules_choices():
         assert params["baseline"].choices == faithfulness.BASELINES
         assert params["order"].choices == faithfulness.ORDERS
     assert catalog.get("deletion").direction == "lower" and catalog.get("insertion").direction == "higher"
+
+
+def test_faithfulness_correlation_of_the_exact_attribution_is_one():
+    from ferxai.assess.faithfulness import faithfulness_correlation
+    torch.manual_seed(0)
+    weights = torch.randn(6, 6)
+    model = _linear_model(weights)  # logit 0 = sum(w * x): w * x is its exact attribution to a black baseline
+    x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(5)) + 0.1
+    targets = torch.zeros(4, dtype=torch.long)
+    exact = weights[None] * x[:, 0]
+    kw = {"subset": 8, "samples": 40}
+    torch.testing.assert_close(faithfulness_correlation(model, x, exact, targets, **kw), torch.ones(4))
+    torch.testing.assert_close(faithfulness_correlation(model, x, -exact, targets, **kw), -torch.ones(4))
+    noise = torch.rand(200, 6, 6, generator=torch.Generator().manual_seed(6))
+    many = x.repeat(50, 1, 1, 1)
+    unrelated = faithfulness_correlation(model, many, noise, torch.zeros(200, dtype=torch.long), **kw)
+    assert abs(unrelated.mean().item()) < 0.05
+    same = faithfulness_correlation(model, x, exact, targets, batch_size=3, **kw)
+    torch.testing.assert_close(same, faithfulness_correlation(model, x, exact, targets, **kw))
+    assert torch.isnan(faithfulness_correlation(model, x, torch.zeros(4, 6, 6), targets, **kw)).all()
+    with pytest.raises(ValueError, match="subset"):
+        faithfulness_correlation(model, x, exact, targets, subset=0)

@@ -73,6 +73,9 @@ _ENTRIES: tuple[Metric, ...] = (
     Metric("auroc", "localisation", f"{_A}.localisation:auroc", "higher", ("masks",)),
     Metric("deletion", "faithfulness", f"{_A}.faithfulness:deletion_auc", "lower", ("model",), _REMOVAL),
     Metric("insertion", "faithfulness", f"{_A}.faithfulness:insertion_auc", "higher", ("model",), _REMOVAL),
+    Metric("faithfulness_correlation", "faithfulness", f"{_A}.faithfulness:faithfulness_correlation", "higher",
+           ("model",), {"subset": Int(64), "samples": Int(50, low=2), "baseline": Choice("black", ("black", "mean")),
+                        "seed": Int(0, low=0)}),
     Metric("sparseness", "complexity", f"{_A}.complexity:sparseness", "higher"),
     Metric("entropy", "complexity", f"{_A}.complexity:entropy", "lower"),
 )

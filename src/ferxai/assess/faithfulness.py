@@ -1,4 +1,5 @@
-"""Faithfulness by pixel removal: deletion and insertion curves (Petsiuk et al. 2018), batched.
+"""Faithfulness by pixel removal: deletion and insertion curves (Petsiuk et al. 2018) and
+faithfulness correlation (Bhatt et al. 2020), batched.
 
 For each image the pixels are ranked by |map| (most relevant first, or least relevant first with
 ``order: least``); at step k of ``steps`` the first k/steps of them are replaced by the baseline
@@ -79,4 +80,43 @@ def insertion_auc(model, images, maps, targets, **kwargs) -> torch.Tensor:
     return area_under(removal_curves(model, images, maps, targets, mode="insertion", **kwargs))
 
 
-__all__ = ["BASELINES", "area_under", "deletion_auc", "insertion_auc", "removal_curves"]
+def faithfulness_correlation(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, maps: torch.Tensor,
+                             targets: torch.Tensor, *, subset: int = 64, samples: int = 50, baseline: str = "black",
+                             seed: int = 0, batch_size: int = 64) -> torch.Tensor:
+    """Faithfulness correlation (Bhatt et al. 2020), (N,): per image, the Pearson correlation over
+    `samples` random pixel subsets of size `subset` between the map's sum over the subset (signed:
+    a map that claims a pixel lowers the score must be right about it) and the drop of the target
+    output when the subset is set to the baseline. 1: the map predicts every drop; about 0: it
+    predicts none. Subsets are drawn from a generator seeded by `seed` (the same for every map, so
+    methods are compared on the same subsets). NaN where either side does not vary."""
+    n, _, h, w = images.shape
+    if maps.shape != (n, h, w):
+        raise ValueError(f"maps {tuple(maps.shape)} must be (N, H, W) = {(n, h, w)} for these images")
+    pixels = h * w
+    if not 1 <= subset <= pixels or samples < 2:
+        raise ValueError(f"subset must be in [1, {pixels}] and samples >= 2, got {subset}, {samples}")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.rand(n, samples, pixels, generator=generator).argsort(dim=2)[..., :subset]
+    subsets = torch.zeros(n, samples, pixels, dtype=torch.bool).scatter_(2, chosen, True).to(images.device)
+    claimed = (maps.detach().float().reshape(n, 1, pixels) * subsets).sum(dim=2)          # (N, samples)
+    fill = _baseline(images, baseline)
+    total = n * samples
+    image_of = torch.arange(total, device=images.device) // samples
+    flat_subsets = subsets.view(total, 1, h, w).to(images.dtype)
+    with torch.no_grad():
+        original = model(images).gather(1, targets[:, None].long())[:, 0].float()
+        perturbed = torch.empty(total, device=images.device)
+        for first in range(0, total, batch_size):
+            rows = slice(first, first + batch_size)
+            idx = image_of[rows]
+            batch = images[idx] * (1 - flat_subsets[rows]) + fill[idx] * flat_subsets[rows]
+            perturbed[rows] = model(batch).gather(1, targets[idx, None].long())[:, 0].float()
+    drops = original[:, None] - perturbed.view(n, samples)
+    a = claimed - claimed.mean(dim=1, keepdim=True)
+    b = drops - drops.mean(dim=1, keepdim=True)
+    denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
+    correlation = (a * b).sum(dim=1) / denominator
+    return torch.where(denominator > 0, correlation, torch.full_like(correlation, float("nan")))
+
+
+__all__ = ["BASELINES", "area_under", "deletion_auc", "faithfulness_correlation", "insertion_auc", "removal_curves"]
