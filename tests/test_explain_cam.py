@@ -332,3 +332,21 @@ def test_top_eigenpairs_subspace_iteration_and_eigh_fallback(monkeypatch):
     torch.testing.assert_close(cosine[:3], torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-10)
     assert value[3] == 0
     torch.testing.assert_close(torch.linalg.vector_norm(vector, dim=1), torch.ones(4, dtype=torch.float64))
+
+
+def test_a_target_layer_the_forward_pass_skips_is_named(fer):
+    model, x = fer
+    class WithSpareLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.spare = model, nn.Conv2d(1, 2, 3)
+
+        def forward(self, inputs):
+            return self.net(inputs)
+
+    unused = WithSpareLayer()
+    for name in ("gradcam", "eigencam"):
+        e = make_explainer(name, unused, arch="my_net", target_layer="spare")
+        e._layer_shape = (1, 2, 4, 4)  # skip the probe, so the call itself meets the unused layer
+        with pytest.raises(ExplainerConfigError, match="'spare' is not used in the forward pass"):
+            e.attribute(x, TARGETS)

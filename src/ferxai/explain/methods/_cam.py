@@ -202,8 +202,9 @@ class CamExplainer(Explainer):
             with torch.no_grad(), self._recording() as recorded:
                 scores = target_scores(self.forward_model(x), targets)
             return LayerRecord(self._as_feature_map(recorded[0]), None, recorded[0], scores)
-        with torch.enable_grad(), self._recording() as recorded:
-            scores = target_scores(self.forward_model(x.clone().requires_grad_(True)), targets)
+        with torch.enable_grad():
+            with self._recording() as recorded:  # checks on exit that the layer was reached
+                scores = target_scores(self.forward_model(x.clone().requires_grad_(True)), targets)
             (grads,) = torch.autograd.grad(scores.sum(), recorded[0])
         output = recorded[0].detach()
         return LayerRecord(self._as_feature_map(output), self._as_feature_map(grads), output, scores.detach())
