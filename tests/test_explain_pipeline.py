@@ -74,3 +74,24 @@ def test_an_empty_selection_gives_an_empty_shard_not_a_crash(tmp_path, checkpoin
     assert result.batch_size == 1 and result.candidates == []
     maps, ids, _ = load_shard(tmp_path / "shard-0.npz")
     assert ids == [] and maps.shape == (0, SIZE, SIZE)
+
+
+def test_ground_truth_masks_follow_the_image_geometry_and_name_a_bad_file(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from ferxai.explain.pipeline import ground_truth_masks
+
+    big = np.zeros((64, 96), dtype=bool)
+    big[16:48, 0:48] = True  # left half of a wide image: stretched to a square, still the left half
+    Image.fromarray(big).save(tmp_path / "wide.png")
+    rows = pd.DataFrame({"id": ["a", "b"], "mask": [str(tmp_path / "wide.png"), ""]})
+    masks, has = ground_truth_masks(rows, 32, where="test.csv")
+    assert has.tolist() == [True, False] and masks.shape == (2, 32, 32)
+    assert masks[0, 8:24, :16].all() and not masks[0, :, 17:].any() and not masks[0, :7].any()
+    assert not masks[1].any()
+    none, none_has = ground_truth_masks(rows.drop(columns="mask"), 32, where="test.csv")
+    assert not none.any() and not none_has.any()
+    rows.loc[1, "mask"] = str(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match=r"test.csv: mask of image 'b' \(.*missing.png\)"):
+        ground_truth_masks(rows, 32, where="test.csv")

@@ -77,6 +77,24 @@ def test_explanations_are_built_per_method(built):
     assert len(list((exp / "clean" / "grids").glob("*.png"))) == n
 
 
+def test_explained_images_carry_their_ground_truth_masks(built):
+    """The synthetic faces' masks reach the explanation inputs, pixel-aligned with the images."""
+    import pandas as pd
+
+    from ferxai.data.synthetic import load_mask
+
+    inputs = np.load(built / "results" / "tiny_cnn" / "explain" / "inputs.npz")
+    n = len(inputs["ids"])
+    assert inputs["masks"].shape == (n, 32, 32) and inputs["masks"].dtype == bool
+    assert inputs["has_mask"].all()
+    test = pd.read_csv(built / "results" / "data" / "tiny" / "splits" / "test.csv", dtype={"id": str}).set_index("id")
+    for image_id, mask in zip(inputs["ids"], inputs["masks"]):
+        expected = load_mask(built / test.loc[image_id, "mask"])
+        assert expected.shape == (32, 32)
+        np.testing.assert_array_equal(mask, expected)
+    assert 0.0 < inputs["masks"].mean() < 0.5
+
+
 def test_retuning_one_method_reruns_only_that_method(built):
     original = current_config(built)
     cfg = current_config(built)

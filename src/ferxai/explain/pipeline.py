@@ -67,6 +67,7 @@ def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: st
         train_x = load_split_arrays(test.reset_index(drop=True), size, channels)[0]
         mean, _ = mean_images(train_x, np.zeros(len(train_x), np.int64), 1)
         per_class = np.repeat(mean[None], len(classes), axis=0)
+    masks, has_mask = ground_truth_masks(test.loc[samples["id"]], size, where=str(test_split))
     rng = np.random.default_rng(seed)
     refs = train_x[rng.choice(len(train_x), size=min(REFERENCE_IMAGES, len(train_x)), replace=False)]
     prob_cols = [f"prob_{c}" for c in classes]
@@ -77,8 +78,33 @@ def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: st
         confidence=samples["confidence"].to_numpy(np.float32),
         ids=np.array(samples["id"], dtype=str), sets=np.array(samples["set"], dtype=str),
         class_names=np.array(classes, dtype=str), mean_image=mean, class_means=per_class,
-        reference_images=refs,
+        reference_images=refs, masks=masks, has_mask=has_mask,
     )
+
+
+def ground_truth_masks(rows: Any, size: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(bool N x size x size masks, bool N: whether the image has one) from the split's `mask`
+    column (a mask image per row, any nonzero pixel foreground; empty: no mask). A mask is
+    stretched to the square exactly as its image is (`to_chw`: bilinear), then thresholded at
+    half, so mask and image pixels line up."""
+    from ferxai.data.images import decode_image_file, to_chw
+
+    masks = np.zeros((len(rows), size, size), dtype=bool)
+    has_mask = np.zeros(len(rows), dtype=bool)
+    if "mask" not in rows.columns:
+        return masks, has_mask
+    for i, (image_id, path) in enumerate(zip(rows["id"].astype(str), rows["mask"].astype(str))):
+        if not path:
+            continue
+        try:
+            pixels = decode_image_file(path)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{where}: mask of image {image_id!r} ({path}): {err}") from None
+        if pixels.ndim == 3:
+            pixels = pixels.max(axis=2)
+        masks[i] = to_chw(np.where(pixels > 0, 255, 0).astype(np.uint8), size, 1)[0] >= 128
+        has_mask[i] = True
+    return masks, has_mask
 
 
 def build_explainer(model: torch.nn.Module, meta: Mapping[str, Any], spec: Mapping[str, Any],
