@@ -87,7 +87,8 @@ def ground_truth_masks(rows: Any, size: int, where: str) -> tuple[np.ndarray, np
     column (a mask image per row, any nonzero pixel foreground; empty: no mask). A mask is
     stretched to the square exactly as its image is (`to_chw`: bilinear), then thresholded at
     half, so mask and image pixels line up."""
-    from ferxai.data.images import decode_image_file, to_chw
+    from ferxai.data.images import to_chw
+    from ferxai.data.synthetic import load_mask
 
     masks = np.zeros((len(rows), size, size), dtype=bool)
     has_mask = np.zeros(len(rows), dtype=bool)
@@ -97,12 +98,10 @@ def ground_truth_masks(rows: Any, size: int, where: str) -> tuple[np.ndarray, np
         if not path:
             continue
         try:
-            pixels = decode_image_file(path)
+            foreground = load_mask(path)
         except (OSError, ValueError) as err:
             raise ValueError(f"{where}: mask of image {image_id!r} ({path}): {err}") from None
-        if pixels.ndim == 3:
-            pixels = pixels.max(axis=2)
-        masks[i] = to_chw(np.where(pixels > 0, 255, 0).astype(np.uint8), size, 1)[0] >= 128
+        masks[i] = to_chw(foreground.astype(np.uint8) * 255, size, 1)[0] >= 128
         has_mask[i] = True
     return masks, has_mask
 

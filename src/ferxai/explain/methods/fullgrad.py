@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ferxai.explain.methods._cam import CamExplainer, normalise_per_image, resize, target_scores
 from ferxai.explain.methods._eigen import first_component_projection
@@ -43,10 +42,7 @@ def _scaled_sum(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     # (a batched matrix-vector product) instead of three elementwise passes and a reduction.
     inv = 1.0 / (1e-7 + (high - low))
     summed = torch.einsum("nck,nc->nk", flat, inv) - (low * inv).sum(1, keepdim=True)
-    summed = summed.view(maps.shape[0], 1, *maps.shape[2:])
-    if tuple(summed.shape[2:]) != size:
-        summed = F.interpolate(summed, size=size, mode="bilinear", align_corners=False)
-    return summed[:, 0]
+    return resize(summed.view(maps.shape[0], *maps.shape[2:]), size)
 
 
 class FullGrad(CamExplainer):
