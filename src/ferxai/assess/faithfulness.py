@@ -32,6 +32,26 @@ def _baseline(images: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"baseline must be one of {BASELINES}, got {kind!r}")
 
 
+def _blend_scores(model: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, end: torch.Tensor,
+                  targets: torch.Tensor, copies: int, changed: Callable[[slice, torch.Tensor], torch.Tensor],
+                  batch_size: int) -> torch.Tensor:
+    """(N, copies) target outputs of `copies` blends per image: `start` where `changed(rows, images)`
+    (B, 1, H, W) is 0, `end` where it is 1; `batch_size` blends per model call, each batch built
+    only when it is evaluated."""
+    n = start.shape[0]
+    total = n * copies
+    image_of = torch.arange(total, device=start.device) // copies
+    scores = torch.empty(total, device=start.device)
+    with torch.no_grad():
+        for first in range(0, total, batch_size):
+            rows = slice(first, first + batch_size)
+            idx = image_of[rows]
+            mask = changed(rows, idx).to(start.dtype)
+            batch = start[idx] * (1 - mask) + end[idx] * mask
+            scores[rows] = model(batch).gather(1, targets[idx, None].long())[:, 0].float()
+    return scores.view(n, copies)
+
+
 def removal_curves(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, maps: torch.Tensor,
                    targets: torch.Tensor, *, mode: str = "deletion", order: str = "most", steps: int = 20,
                    baseline: str = "black", batch_size: int = 64) -> torch.Tensor:
@@ -53,18 +73,9 @@ def removal_curves(model: Callable[[torch.Tensor], torch.Tensor], images: torch.
     rank.scatter_(1, ranking, torch.arange(pixels, device=ranking.device).expand(n, pixels))
     counts = torch.round(torch.linspace(0, pixels, steps + 1)).long().to(images.device)
     start, end = (images, _baseline(images, baseline)) if mode == "deletion" else (_baseline(images, baseline), images)
-    total = n * (steps + 1)
-    image_of = torch.arange(total, device=images.device) // (steps + 1)
     count_of = counts.repeat(n)
-    curves = torch.empty(total, device=images.device)
-    with torch.no_grad():
-        for first in range(0, total, batch_size):
-            rows = slice(first, first + batch_size)
-            idx = image_of[rows]
-            changed = (rank[idx] < count_of[rows, None]).view(-1, 1, h, w).to(images.dtype)
-            batch = start[idx] * (1 - changed) + end[idx] * changed
-            curves[rows] = model(batch).gather(1, targets[idx, None].long())[:, 0].float()
-    return curves.view(n, steps + 1)
+    return _blend_scores(model, start, end, targets, steps + 1,
+                         lambda rows, idx: (rank[idx] < count_of[rows, None]).view(-1, 1, h, w), batch_size)
 
 
 def area_under(curves: torch.Tensor) -> torch.Tensor:
@@ -99,19 +110,12 @@ def faithfulness_correlation(model: Callable[[torch.Tensor], torch.Tensor], imag
     chosen = torch.rand(n, samples, pixels, generator=generator).argsort(dim=2)[..., :subset]
     subsets = torch.zeros(n, samples, pixels, dtype=torch.bool).scatter_(2, chosen, True).to(images.device)
     claimed = (maps.detach().float().reshape(n, 1, pixels) * subsets).sum(dim=2)          # (N, samples)
-    fill = _baseline(images, baseline)
-    total = n * samples
-    image_of = torch.arange(total, device=images.device) // samples
-    flat_subsets = subsets.view(total, 1, h, w).to(images.dtype)
+    flat_subsets = subsets.view(n * samples, 1, h, w)
     with torch.no_grad():
         original = model(images).gather(1, targets[:, None].long())[:, 0].float()
-        perturbed = torch.empty(total, device=images.device)
-        for first in range(0, total, batch_size):
-            rows = slice(first, first + batch_size)
-            idx = image_of[rows]
-            batch = images[idx] * (1 - flat_subsets[rows]) + fill[idx] * flat_subsets[rows]
-            perturbed[rows] = model(batch).gather(1, targets[idx, None].long())[:, 0].float()
-    drops = original[:, None] - perturbed.view(n, samples)
+    perturbed = _blend_scores(model, images, _baseline(images, baseline), targets, samples,
+                              lambda rows, idx: flat_subsets[rows], batch_size)
+    drops = original[:, None] - perturbed
     a = claimed - claimed.mean(dim=1, keepdim=True)
     b = drops - drops.mean(dim=1, keepdim=True)
     denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
