@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ferxai.assess.faithfulness import area_under, deletion_auc, insertion_auc, removal_curves
+from ferxai.assess.metrics.deletion import deletion as deletion_auc
+from ferxai.assess.metrics.insertion import insertion as insertion_auc
+from ferxai.assess.removal import area_under, removal_curves
 
 
 def _linear_model(region: torch.Tensor) -> nn.Module:
@@ -77,16 +79,16 @@ def test_bad_shapes_and_options_are_named(case):
 
 
 def test_catalog_states_the_modules_choices():
-    from ferxai.assess import catalog, faithfulness
+    from ferxai.assess import catalog, removal
     for name in ("deletion", "insertion"):
         params = catalog.get(name).params
-        assert params["baseline"].choices == faithfulness.BASELINES
-        assert params["order"].choices == faithfulness.ORDERS
+        assert params["baseline"].choices == removal.BASELINES
+        assert params["order"].choices == removal.ORDERS
     assert catalog.get("deletion").direction == "lower" and catalog.get("insertion").direction == "higher"
 
 
 def test_faithfulness_correlation_of_the_exact_attribution_is_one():
-    from ferxai.assess.faithfulness import faithfulness_correlation
+    from ferxai.assess.metrics.faithfulness_correlation import faithfulness_correlation
     torch.manual_seed(0)
     weights = torch.randn(6, 6)
     model = _linear_model(weights)  # logit 0 = sum(w * x): w * x is its exact attribution to a black baseline

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from ferxai.assess import catalog, complexity, localisation
+from ferxai.assess import catalog
+from ferxai.assess.metrics.auroc import auroc
+from ferxai.assess.metrics.entropy import entropy
+from ferxai.assess.metrics.pointing_game import pointing_game
+from ferxai.assess.metrics.relevance_mass import relevance_mass
+from ferxai.assess.metrics.relevance_rank import relevance_rank
+from ferxai.assess.metrics.sparseness import sparseness
 from ferxai.assess.intervals import bootstrap_mean, separated
 
 RNG = np.random.default_rng(0)
@@ -48,15 +54,15 @@ def test_pointing_game_tolerance_and_ties():
     masks = _square_masks(1)
     near = np.zeros((1, 32, 32))
     near[0, 8, 10] = 1.0  # two pixels left of the mask (which starts at column 12)
-    assert localisation.pointing_game(near, masks)[0] == 0.0
-    assert localisation.pointing_game(near, masks, tolerance=1)[0] == 0.0
-    assert localisation.pointing_game(near, masks, tolerance=2)[0] == 1.0
+    assert pointing_game(near, masks)[0] == 0.0
+    assert pointing_game(near, masks, tolerance=1)[0] == 0.0
+    assert pointing_game(near, masks, tolerance=2)[0] == 1.0
     # a constant map has no peak: it scores the mask's share, not a free hit
-    assert localisation.pointing_game(np.ones((1, 32, 32)), masks)[0] == pytest.approx(64 / 1024)
+    assert pointing_game(np.ones((1, 32, 32)), masks)[0] == pytest.approx(64 / 1024)
     # magnitudes: a strong negative value is the peak
     signed = np.zeros((1, 32, 32))
     signed[0, 10, 14], signed[0, 0, 0] = -5.0, 1.0
-    assert localisation.pointing_game(signed, masks)[0] == 1.0
+    assert pointing_game(signed, masks)[0] == 1.0
 
 
 def test_relevance_mass_and_rank_on_partial_maps():
@@ -64,18 +70,18 @@ def test_relevance_mass_and_rank_on_partial_maps():
     half = np.zeros((1, 32, 32))
     half[0, 8:12, 12:20] = 1.0        # half the mask (32 px) ...
     half[0, 20:24, 0:8] = 1.0         # ... and as much outside
-    assert localisation.relevance_mass(half, masks)[0] == pytest.approx(0.5)
-    assert localisation.relevance_rank(half, masks)[0] == pytest.approx(0.5)
+    assert relevance_mass(half, masks)[0] == pytest.approx(0.5)
+    assert relevance_rank(half, masks)[0] == pytest.approx(0.5)
     weighted = half.copy()
     weighted[0, 8:12, 12:20] = 3.0    # three times the weight inside
-    assert localisation.relevance_mass(weighted, masks)[0] == pytest.approx(0.75)
-    assert localisation.relevance_rank(weighted, masks)[0] == pytest.approx(0.5)  # top 64: 32 inside
+    assert relevance_mass(weighted, masks)[0] == pytest.approx(0.75)
+    assert relevance_rank(weighted, masks)[0] == pytest.approx(0.5)  # top 64: 32 inside
 
 
 def test_auroc_equals_the_pairwise_definition():
     maps = RNG.integers(0, 4, size=(3, 6, 6)).astype(float)  # many ties
     masks = RNG.random((3, 6, 6)) < 0.3
-    got = localisation.auroc(maps, masks)
+    got = auroc(maps, masks)
     for i in range(3):
         pos, neg = maps[i][masks[i]], maps[i][~masks[i]]
         pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
@@ -89,27 +95,27 @@ def test_images_without_an_answer_are_nan():
     for name in LOCALISATION:
         scores = catalog.load(name)(maps, empty)
         assert math.isnan(scores[0]) and not math.isnan(scores[1])
-    assert math.isnan(localisation.relevance_mass(np.zeros((1, 8, 8)), empty[1:])[0])
+    assert math.isnan(relevance_mass(np.zeros((1, 8, 8)), empty[1:])[0])
     with pytest.raises(ValueError, match="must both be"):
-        localisation.relevance_mass(maps, empty[:, :4])
+        relevance_mass(maps, empty[:, :4])
 
 
 def test_complexity_extremes():
     one = np.zeros((1, 10, 10))
     one[0, 3, 3] = 2.0
     flat = np.ones((1, 10, 10))
-    assert complexity.sparseness(one)[0] == pytest.approx(99 / 100)
-    assert complexity.sparseness(flat)[0] == pytest.approx(0.0)
-    assert complexity.entropy(one)[0] == pytest.approx(0.0)
-    assert complexity.entropy(flat)[0] == pytest.approx(math.log(100))
+    assert sparseness(one)[0] == pytest.approx(99 / 100)
+    assert sparseness(flat)[0] == pytest.approx(0.0)
+    assert entropy(one)[0] == pytest.approx(0.0)
+    assert entropy(flat)[0] == pytest.approx(math.log(100))
     two = np.zeros((1, 10, 10))
     two[0, 0, :2] = [1.0, -1.0]  # magnitudes: two equal pixels
-    assert complexity.entropy(two)[0] == pytest.approx(math.log(2))
-    assert math.isnan(complexity.sparseness(np.zeros((1, 4, 4)))[0])
+    assert entropy(two)[0] == pytest.approx(math.log(2))
+    assert math.isnan(sparseness(np.zeros((1, 4, 4)))[0])
     # sparser maps rank higher on sparseness and lower on entropy
     smooth = RNG.random((1, 10, 10))
-    assert complexity.sparseness(one) > complexity.sparseness(smooth) > complexity.sparseness(flat)
-    assert complexity.entropy(one) < complexity.entropy(smooth) < complexity.entropy(flat)
+    assert sparseness(one) > sparseness(smooth) > sparseness(flat)
+    assert entropy(one) < entropy(smooth) < entropy(flat)
 
 
 def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_images():

@@ -1,8 +1,9 @@
 """Every explanation metric as plain data: family, what it needs, direction, parameters.
 
 The metrics' counterpart of `ferxai.explain.catalog` (whose parameter types it reuses), imported by
-config validation, so standard library only. Adding a metric: its function in a module of
-`ferxai.assess` plus one `Metric(...)` entry below.
+config validation, so standard library only. Adding a metric: one file in `ferxai.assess.metrics`
+(its function, called as the family's convention in that package's docstring says) plus one
+`Metric(...)` entry below.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ferxai.explain.catalog import Choice, Int, Param
+from ferxai.explain.catalog import Bool, Choice, Float, Int, Param
 from ferxai.explain.params import ExplainerConfigError
 
+# Each family is one job per (experiment, condition, method) (faithfulness: it runs the model) or
+# one per experiment (the map-only families: their compute per method is milliseconds).
 FAMILIES: tuple[str, ...] = ("localisation", "faithfulness", "complexity")
-# what a metric needs besides the maps: ground-truth masks (localisation), the model and the
-# images (faithfulness), nothing (complexity)
+# what a metric needs besides the maps: ground-truth masks (localisation), the model with the
+# images and targets (faithfulness), nothing (complexity)
 NEEDS: tuple[str, ...] = ("masks", "model")
 
 
@@ -25,11 +28,28 @@ class MetricConfigError(ExplainerConfigError):
 
 
 @dataclass(frozen=True)
-class Metric:
-    """One metric: `implementation` is "module:function" taking (maps, [masks,] **params) -> (N,).
+class Percentiles(Param):
+    """A non-empty list of distinct integers in (0, 100)."""
 
-    direction  "higher" or "lower": which end is better (for complexity: more concentrated)
-    needs      inputs besides the maps ("masks": ground-truth masks of the images)
+    def allowed(self) -> str:
+        return "a non-empty list of distinct integers in (0, 100)"
+
+    def accepts(self, value: Any) -> bool:
+        return (isinstance(value, (list, tuple)) and len(value) > 0 and len(set(value)) == len(value)
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 100 for v in value))
+
+    def plain(self, value: Any) -> Any:
+        return [int(v) for v in value]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: `implementation` is "module:function" (ferxai.assess.metrics' conventions).
+
+    direction  "higher" or "lower": which end is better (for complexity: more concentrated);
+               `reversed_by` names a parameter value that turns it around (deletion with
+               `order: least` removes the least relevant pixels first: higher is better then)
+    needs      inputs besides the maps ("masks": ground-truth masks; "model": the model)
     """
 
     name: str
@@ -38,6 +58,7 @@ class Metric:
     direction: str
     needs: tuple[str, ...] = ()
     params: Mapping[str, Param] = field(default_factory=dict)
+    reversed_by: tuple[str, Any] | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -59,25 +80,38 @@ class Metric:
             merged[key] = spec.plain(copy.deepcopy(value))
         return merged
 
+    def direction_for(self, params: Mapping[str, Any]) -> str:
+        """Which end is better with these (resolved) parameters."""
+        if self.reversed_by and params.get(self.reversed_by[0]) == self.reversed_by[1]:
+            return "lower" if self.direction == "higher" else "higher"
+        return self.direction
 
-_A = "ferxai.assess"
-# pixel-removal curves (ferxai.assess.faithfulness; its BASELINES and ORDERS, stated here
-# without importing torch)
+
+_M = "ferxai.assess.metrics"
+# pixel-removal curves (ferxai.assess.removal; its BASELINES and ORDERS, stated here without
+# importing torch)
 _REMOVAL = {"steps": Int(20), "baseline": Choice("black", ("black", "mean")), "order": Choice("most", ("most", "least"))}
+_LEAST = ("order", "least")
 
 _ENTRIES: tuple[Metric, ...] = (
-    Metric("pointing_game", "localisation", f"{_A}.localisation:pointing_game", "higher", ("masks",),
+    Metric("pointing_game", "localisation", f"{_M}.pointing_game:pointing_game", "higher", ("masks",),
            {"tolerance": Int(0, low=0)}),
-    Metric("relevance_mass", "localisation", f"{_A}.localisation:relevance_mass", "higher", ("masks",)),
-    Metric("relevance_rank", "localisation", f"{_A}.localisation:relevance_rank", "higher", ("masks",)),
-    Metric("auroc", "localisation", f"{_A}.localisation:auroc", "higher", ("masks",)),
-    Metric("deletion", "faithfulness", f"{_A}.faithfulness:deletion_auc", "lower", ("model",), _REMOVAL),
-    Metric("insertion", "faithfulness", f"{_A}.faithfulness:insertion_auc", "higher", ("model",), _REMOVAL),
-    Metric("faithfulness_correlation", "faithfulness", f"{_A}.faithfulness:faithfulness_correlation", "higher",
-           ("model",), {"subset": Int(64), "samples": Int(50, low=2), "baseline": Choice("black", ("black", "mean")),
-                        "seed": Int(0, low=0)}),
-    Metric("sparseness", "complexity", f"{_A}.complexity:sparseness", "higher"),
-    Metric("entropy", "complexity", f"{_A}.complexity:entropy", "lower"),
+    Metric("relevance_mass", "localisation", f"{_M}.relevance_mass:relevance_mass", "higher", ("masks",)),
+    Metric("relevance_rank", "localisation", f"{_M}.relevance_rank:relevance_rank", "higher", ("masks",)),
+    Metric("auroc", "localisation", f"{_M}.auroc:auroc", "higher", ("masks",)),
+    Metric("deletion", "faithfulness", f"{_M}.deletion:deletion", "lower", ("model",), _REMOVAL, _LEAST),
+    Metric("insertion", "faithfulness", f"{_M}.insertion:insertion", "higher", ("model",), _REMOVAL, _LEAST),
+    Metric("faithfulness_correlation", "faithfulness", f"{_M}.faithfulness_correlation:faithfulness_correlation",
+           "higher", ("model",), {"subset": Int(64), "samples": Int(50, low=2),
+                                  "baseline": Choice("black", ("black", "mean")), "seed": Int(0, low=0)}),
+    Metric("road", "faithfulness", f"{_M}.road:road", "higher", ("model",),
+           {"percentiles": Percentiles("list", (10, 20, 30, 40, 50, 60, 70, 80, 90)),
+            "noise": Float(0.01, 0.0), "seed": Int(0, low=0)}),
+    Metric("infidelity", "faithfulness", f"{_M}.infidelity:infidelity", "lower", ("model",),
+           {"noise": Float(0.1, 0.0, low_open=True), "samples": Int(16), "normalize": Bool(True),
+            "seed": Int(0, low=0)}),
+    Metric("sparseness", "complexity", f"{_M}.sparseness:sparseness", "higher"),
+    Metric("entropy", "complexity", f"{_M}.entropy:entropy", "lower"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in _ENTRIES}
 assert all(m.family in FAMILIES and set(m.needs) <= set(NEEDS) for m in _ENTRIES)
@@ -98,4 +132,4 @@ def load(name: str):
     return getattr(importlib.import_module(module), function)
 
 
-__all__ = ["FAMILIES", "METRICS", "Metric", "MetricConfigError", "get", "load"]
+__all__ = ["FAMILIES", "METRICS", "Metric", "MetricConfigError", "Percentiles", "get", "load"]

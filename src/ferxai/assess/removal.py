@@ -1,5 +1,5 @@
-"""Faithfulness by pixel removal: deletion and insertion curves (Petsiuk et al. 2018) and
-faithfulness correlation (Bhatt et al. 2020), batched.
+"""Pixel-removal curves shared by the faithfulness metrics (deletion, insertion, faithfulness
+correlation, ROAD): perturbed copies of many images blended and scored in batches.
 
 For each image the pixels are ranked by |map| (most relevant first, or least relevant first with
 ``order: least``); at step k of ``steps`` the first k/steps of them are replaced by the baseline
@@ -24,7 +24,7 @@ ORDERS = ("most", "least")
 MODES = ("deletion", "insertion")
 
 
-def _baseline(images: torch.Tensor, kind: str) -> torch.Tensor:
+def baseline_images(images: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "black":
         return torch.zeros_like(images)
     if kind == "mean":  # each image's own per-channel mean
@@ -32,7 +32,7 @@ def _baseline(images: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"baseline must be one of {BASELINES}, got {kind!r}")
 
 
-def _blend_scores(model: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, end: torch.Tensor,
+def blend_scores(model: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, end: torch.Tensor,
                   targets: torch.Tensor, copies: int, changed: Callable[[slice, torch.Tensor], torch.Tensor],
                   batch_size: int) -> torch.Tensor:
     """(N, copies) target outputs of `copies` blends per image: `start` where `changed(rows, images)`
@@ -72,9 +72,9 @@ def removal_curves(model: Callable[[torch.Tensor], torch.Tensor], images: torch.
     rank = torch.empty_like(ranking)
     rank.scatter_(1, ranking, torch.arange(pixels, device=ranking.device).expand(n, pixels))
     counts = torch.round(torch.linspace(0, pixels, steps + 1)).long().to(images.device)
-    start, end = (images, _baseline(images, baseline)) if mode == "deletion" else (_baseline(images, baseline), images)
+    start, end = (images, baseline_images(images, baseline)) if mode == "deletion" else (baseline_images(images, baseline), images)
     count_of = counts.repeat(n)
-    return _blend_scores(model, start, end, targets, steps + 1,
+    return blend_scores(model, start, end, targets, steps + 1,
                          lambda rows, idx: (rank[idx] < count_of[rows, None]).view(-1, 1, h, w), batch_size)
 
 
@@ -83,44 +83,4 @@ def area_under(curves: torch.Tensor) -> torch.Tensor:
     return ((curves[:, 1:] + curves[:, :-1]) / 2).mean(dim=1)
 
 
-def deletion_auc(model, images, maps, targets, **kwargs) -> torch.Tensor:
-    return area_under(removal_curves(model, images, maps, targets, mode="deletion", **kwargs))
-
-
-def insertion_auc(model, images, maps, targets, **kwargs) -> torch.Tensor:
-    return area_under(removal_curves(model, images, maps, targets, mode="insertion", **kwargs))
-
-
-def faithfulness_correlation(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, maps: torch.Tensor,
-                             targets: torch.Tensor, *, subset: int = 64, samples: int = 50, baseline: str = "black",
-                             seed: int = 0, batch_size: int = 64) -> torch.Tensor:
-    """Faithfulness correlation (Bhatt et al. 2020), (N,): per image, the Pearson correlation over
-    `samples` random pixel subsets of size `subset` between the map's sum over the subset (signed:
-    a map that claims a pixel lowers the score must be right about it) and the drop of the target
-    output when the subset is set to the baseline. 1: the map predicts every drop; about 0: it
-    predicts none. Subsets are drawn from a generator seeded by `seed` (the same for every map, so
-    methods are compared on the same subsets). NaN where either side does not vary."""
-    n, _, h, w = images.shape
-    if maps.shape != (n, h, w):
-        raise ValueError(f"maps {tuple(maps.shape)} must be (N, H, W) = {(n, h, w)} for these images")
-    pixels = h * w
-    if not 1 <= subset <= pixels or samples < 2:
-        raise ValueError(f"subset must be in [1, {pixels}] and samples >= 2, got {subset}, {samples}")
-    generator = torch.Generator().manual_seed(seed)
-    chosen = torch.rand(n, samples, pixels, generator=generator).argsort(dim=2)[..., :subset]
-    subsets = torch.zeros(n, samples, pixels, dtype=torch.bool).scatter_(2, chosen, True).to(images.device)
-    claimed = (maps.detach().float().reshape(n, 1, pixels) * subsets).sum(dim=2)          # (N, samples)
-    flat_subsets = subsets.view(n * samples, 1, h, w)
-    with torch.no_grad():
-        original = model(images).gather(1, targets[:, None].long())[:, 0].float()
-    perturbed = _blend_scores(model, images, _baseline(images, baseline), targets, samples,
-                              lambda rows, idx: flat_subsets[rows], batch_size)
-    drops = original[:, None] - perturbed
-    a = claimed - claimed.mean(dim=1, keepdim=True)
-    b = drops - drops.mean(dim=1, keepdim=True)
-    denominator = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
-    correlation = (a * b).sum(dim=1) / denominator
-    return torch.where(denominator > 0, correlation, torch.full_like(correlation, float("nan")))
-
-
-__all__ = ["BASELINES", "area_under", "deletion_auc", "faithfulness_correlation", "insertion_auc", "removal_curves"]
+__all__ = ["BASELINES", "ORDERS", "area_under", "baseline_images", "blend_scores", "removal_curves"]

@@ -1,0 +1,13 @@
+"""Deletion (Petsiuk et al. 2018): area under the target output as the most (or, with
+`order: least`, the least) relevant pixels are replaced by the baseline, step by step. Most
+relevant first, lower is better: a faithful map removes the evidence first."""
+
+from __future__ import annotations
+
+import torch
+
+from ferxai.assess.removal import area_under, removal_curves
+
+
+def deletion(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, **kwargs) -> torch.Tensor:
+    return area_under(removal_curves(model, images, maps, targets, mode="deletion", **kwargs))
