@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/explain.smk"
+include: "workflow/rules/assess.smk"
 
 
 rule all:

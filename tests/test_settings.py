@@ -11,7 +11,8 @@ import yaml
 
 from conftest import REPO
 from ferxai.config import ConfigError, check_config
-from ferxai.settings import EvaluateSettings, ExplainSettings, PreflightSettings
+from ferxai.settings import (AssessSettings, EvaluateSettings, ExplainSettings, IntervalSettings, PreflightSettings,
+                             RandomisationSettings, RobustnessSettings)
 
 SCHEMA = yaml.safe_load((Path(REPO) / "config" / "schema.yaml").read_text())
 
@@ -31,7 +32,9 @@ def sections():
 
     return [(EvaluateSettings, ("evaluate",)), (ExplainSettings, ("explain",)),
             (PreflightSettings, ("explain", "preflight")), (TrainSettings, ("train",)),
-            (AugmentSettings, ("train", "augment"))]
+            (AugmentSettings, ("train", "augment")), (AssessSettings, ("assess",)),
+            (RandomisationSettings, ("assess", "randomisation")), (RobustnessSettings, ("assess", "robustness")),
+            (IntervalSettings, ("assess", "intervals"))]
 
 
 def plain(value):
@@ -47,7 +50,9 @@ def test_schema_and_dataclass_name_the_same_keys(cls, path):
 
 
 @pytest.mark.parametrize("cls,path", [(EvaluateSettings, ("evaluate",)), (ExplainSettings, ("explain",)),
-                                      (PreflightSettings, ("explain", "preflight"))],
+                                      (PreflightSettings, ("explain", "preflight")), (AssessSettings, ("assess",)),
+                                      (RandomisationSettings, ("assess", "randomisation")),
+                                      (IntervalSettings, ("assess", "intervals"))],
                          ids=lambda v: v.__name__ if isinstance(v, type) else ".".join(v))
 def test_defaults_are_stated_by_the_dataclass_only(cls, path):
     props = schema_section(*path)["properties"]

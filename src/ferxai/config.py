@@ -10,7 +10,7 @@ import copy
 import re
 from typing import Any, Mapping, Sequence
 
-from ferxai.settings import EvaluateSettings, ExplainSettings, config_hash  # noqa: F401 (re-exported)
+from ferxai.settings import AssessSettings, EvaluateSettings, ExplainSettings, config_hash  # noqa: F401 (re-exported)
 
 
 class ConfigError(ValueError):
@@ -130,7 +130,9 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "(trained models record their own normalisation)"
             )
     explain_methods(config)
-    for section, settings in (("evaluate", EvaluateSettings), ("explain", ExplainSettings)):
+    assess_metrics(config)
+    for section, settings in (("evaluate", EvaluateSettings), ("explain", ExplainSettings),
+                              ("assess", AssessSettings)):
         try:
             settings.from_dict(config.get(section))
         except (TypeError, ValueError) as err:
@@ -222,3 +224,48 @@ def explain_methods(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{key}: {err}") from None
         methods[label] = {"method": name, "params": params}
     return methods
+
+
+# per-image files the scoring stage writes beside the metrics' (ferxai.assess.files)
+RESERVED_SCORE_NAMES = ("randomisation", "robustness")
+
+
+def assess_metrics(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The configured explanation metrics: label -> {"metric", "family", "direction", "params"},
+    parameters resolved with the catalog's defaults (so a changed default reruns its jobs).
+
+    As with methods, a label is the catalog name (`deletion: {}`) or any name with a `metric:`
+    key (`deletion_lerf: {metric: deletion, order: least}`). Checked here, before any job runs:
+    names, parameter types and ranges (key `assess.metrics.<label>.<param>`), and that every
+    experiment has ground-truth masks when a localisation metric is asked for.
+    """
+    from ferxai.assess import catalog
+
+    metrics = {}
+    for label, entry in ((config.get("assess") or {}).get("metrics") or {}).items():
+        params = dict(entry or {})
+        named = "metric" in params
+        name = params.pop("metric", label)
+        key = f"assess.metrics.{label}"
+        if label in RESERVED_SCORE_NAMES:
+            raise ConfigError(f"{key}: {label!r} names the {label} check's own file; give the metric "
+                              f"another label (with `metric: {name}`)")
+        try:
+            metric = catalog.get(name)
+            resolved = metric.resolve(params)
+        except catalog.MetricConfigError as err:
+            param = "metric" if err.param is None and named else err.param
+            raise ConfigError(f"{key}{'.' + param if param else ''}: {err}") from None
+        if "masks" in metric.needs:
+            from ferxai.data.options import provides_masks
+
+            for experiment, exp in (config.get("experiments") or {}).items():
+                dataset = config["datasets"][exp["dataset"]]
+                if not provides_masks(dataset["format"], dataset.get("options") or {}):
+                    raise ConfigError(
+                        f"{key}: metric {name!r} scores maps against ground-truth masks, but experiment "
+                        f"{experiment!r} explains dataset {exp['dataset']!r} (format {dataset['format']!r}), "
+                        "which has none; give the dataset masks (README, \"Your own data\") or remove the metric")
+        metrics[label] = {"metric": name, "family": metric.family, "direction": metric.direction_for(resolved),
+                          "params": resolved}
+    return metrics

@@ -109,10 +109,62 @@ class ExplainSettings(Settings):
         return {key: full[key] for key in keys}
 
 
+@dataclass(frozen=True)
+class RandomisationSettings(Settings):
+    """The cascading model-randomisation sanity check (ferxai.assess.randomisation)."""
+
+    section = "assess.randomisation"
+
+    # The first `images` explained images of the first condition: each cascade step recomputes
+    # every method's maps, the stage's most expensive part. 0 turns the check off.
+    images: int = 4
+    top_k: float = 0.1  # share of pixels compared by top-k IoU
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RobustnessSettings(Settings):
+    """Agreement of each noise condition's maps with the first condition's (ferxai.assess.similarity)."""
+
+    section = "assess.robustness"
+
+    top_k: float = 0.1
+
+
+@dataclass(frozen=True)
+class IntervalSettings(Settings):
+    """Bootstrap intervals of every mean score (ferxai.assess.intervals)."""
+
+    section = "assess.intervals"
+
+    resamples: int = 1000
+    level: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AssessSettings(Settings):
+    section = "assess"
+
+    # What faithfulness metrics read off the model: class probabilities keep removal curves in
+    # [0, 1] and comparable across images, whatever the explanations attributed.
+    output: str = "softmax"
+    device: str = "auto"
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # label -> parameters (assess.catalog)
+    randomisation: RandomisationSettings = field(default_factory=RandomisationSettings)
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
+    intervals: IntervalSettings = field(default_factory=IntervalSettings)
+
+    def run(self) -> dict[str, Any]:
+        """What every model-running scoring job depends on besides its metrics' parameters."""
+        return {"output": self.output, "device": self.device}
+
+
 def config_hash(settings: Any) -> str:
     """Stable short hash of JSON-like settings (key order does not matter)."""
     blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-__all__ = ["EvaluateSettings", "ExplainSettings", "PreflightSettings", "Settings", "config_hash"]
+__all__ = ["AssessSettings", "EvaluateSettings", "ExplainSettings", "IntervalSettings", "PreflightSettings",
+           "RandomisationSettings", "RobustnessSettings", "Settings", "config_hash"]

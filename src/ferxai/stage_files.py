@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["explain_targets", "write_epoch_table"]
+__all__ = ["assess_figures", "assess_targets", "explain_targets", "write_epoch_table"]
 
 
 def explain_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
@@ -45,6 +45,34 @@ def explain_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
         targets.append(f"{root}/{condition}/grids")
         targets += [f"{root}/{condition}/{method}/gallery.png" for method in methods]
     return targets
+
+
+def assess_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
+    """The scorecard of `experiment` (workflow/rules/assess.smk), which asks for every scoring job:
+    scores.csv, metric_reliability.csv and the figures the configuration makes. None when no
+    method is explained, or no metric and no randomisation check is configured."""
+    if experiment not in (config.get("experiments") or {}):
+        raise KeyError(f"experiment {experiment!r} is not in the configuration")
+    from ferxai.settings import AssessSettings, ExplainSettings
+
+    explain = ExplainSettings.from_dict(config.get("explain"))
+    assess = AssessSettings.from_dict(config.get("assess"))
+    if not explain.methods or not (assess.metrics or assess.randomisation.images > 0):
+        return []
+    root = f"results/{experiment}/assess"
+    return [f"{root}/scores.csv", f"{root}/metric_reliability.csv"] + [f"{root}/{f}.png" for f in assess_figures(config)]
+
+
+def assess_figures(config: Mapping[str, Any]) -> list[str]:
+    """Names of the scorecard's figures (ferxai.plots.assess) this configuration makes."""
+    from ferxai.settings import AssessSettings, ExplainSettings
+
+    figures = ["leaderboard", "faithfulness_vs_cost"]
+    if AssessSettings.from_dict(config.get("assess")).randomisation.images > 0:
+        figures.append("sanity_checks")
+    if len(ExplainSettings.from_dict(config.get("explain")).conditions) > 1:
+        figures.append("robustness")
+    return figures
 
 
 def write_epoch_table(log: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:

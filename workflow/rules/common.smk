@@ -17,8 +17,11 @@ if SRC not in sys.path:
 # with Snakemake's own state in the working directory, so no job writes under the user's home.
 os.environ.setdefault("MPLCONFIGDIR", os.path.abspath(os.path.join(".snakemake", "matplotlib")))
 
+from ferxai.assess import catalog as metrics_catalog
+from ferxai.assess.files import RANDOMISATION, ROBUSTNESS, per_image_file
 from ferxai.config import (
     ConfigError,
+    assess_metrics,
     check_config,
     config_layers,
     config_origin,
@@ -30,8 +33,8 @@ from ferxai.data.options import ADAPTERS
 from ferxai.explain import catalog as method_catalog
 from ferxai.models import catalog as models_catalog
 from ferxai.provenance import code_fingerprint
-from ferxai.settings import EvaluateSettings, ExplainSettings
-from ferxai.stage_files import explain_targets
+from ferxai.settings import AssessSettings, EvaluateSettings, ExplainSettings
+from ferxai.stage_files import assess_figures, assess_targets, explain_targets
 
 
 def config_sources():
@@ -53,6 +56,8 @@ EXPLAIN = ExplainSettings.from_dict(config.get("explain"))
 EVALUATE = EvaluateSettings.from_dict(config.get("evaluate"))
 EXPLAIN_METHODS = explain_methods(config)  # label -> {"method": registry name, "params": {...}}
 CONDITIONS = list(EXPLAIN.conditions)
+ASSESS = AssessSettings.from_dict(config.get("assess"))
+ASSESS_METRICS = assess_metrics(config)  # label -> {"metric", "family", "direction", "params"}
 DATASETS = sorted(config["datasets"])
 EXPERIMENTS = sorted(config["experiments"])
 SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
@@ -133,36 +138,40 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 # Catalog tables whose entries count only for the job of that entry (adding a method reruns
 # nothing but its own jobs).
-CATALOG_TABLES = (("ferxai.explain.catalog", "_ENTRIES"),)
+CATALOG_TABLES = (("ferxai.explain.catalog", "_ENTRIES"), ("ferxai.assess.catalog", "_ENTRIES"))
 
 
-def code_of(script, *modules, method=None):
+def code_of(script, *modules, keep=()):
     """`code` param of a rule: a fingerprint of the library code its script runs (and `modules`)
     and of the versions of the packages that code imports, so that a library fix or upgrade
-    reruns the jobs it affects (Snakemake itself tracks only the script). Computed once per
-    script and modules for the whole DAG."""
-    keep = (method,) if method else ()
-    return cached_fingerprint(str(SCRIPTS / script), *modules, tables=CATALOG_TABLES, keep=keep)
+    reruns the jobs it affects (Snakemake itself tracks only the script). `keep`: the catalog
+    entries (methods, metrics) the job uses. Computed once per script and modules for the DAG."""
+    return cached_fingerprint(str(SCRIPTS / script), *modules, tables=CATALOG_TABLES, keep=tuple(sorted(keep)))
 
 
 cached_fingerprint = functools.lru_cache(maxsize=None)(code_fingerprint)
 
 
-def job_code(script, method=False, model=False, adapter=False):
+def job_code(script, method=False, model=False, adapter=False, metrics=None):
     """`code` param for scripts that load code by name, which the static walk cannot see; adds
     the method's module (per-method jobs), the experiment's architecture module (jobs that build
-    or load its model) or the dataset format's adapter (the manifest)."""
+    or load its model), the dataset format's adapter (the manifest) or the modules of a metric
+    family's configured metrics."""
 
     def fingerprint(wildcards):
-        modules, name = [], None
+        modules, keep = [], []
         if method:
-            name = EXPLAIN_METHODS[wildcards.method]["method"]
-            modules.append(method_catalog.get(name).implementation.split(":")[0])
+            keep.append(EXPLAIN_METHODS[wildcards.method]["method"])
+            modules.append(method_catalog.get(keep[-1]).implementation.split(":")[0])
+        if metrics:
+            for spec in metrics_of(metrics).values():
+                keep.append(spec["metric"])
+                modules.append(metrics_catalog.get(spec["metric"]).implementation.split(":")[0])
         if model:
             modules.append(models_catalog.family(SETTINGS[wildcards.experiment]["model"]["arch"]).module)
         if adapter:
             modules.append(ADAPTERS[dataset_config(wildcards)["format"]].split(":")[0])
-        return code_of(script, *modules, method=name)
+        return code_of(script, *dict.fromkeys(modules), keep=keep)
 
     return fingerprint
 
@@ -244,8 +253,9 @@ def experiment_targets(experiment):
         # A user's images without classes: predictions (and explanations) but no confusion matrix.
         plots = []
     targets += [f"{eval_dir}/plots/{p}.png" for p in plots]
-    # One list of explanation targets, shared with the DVC explain stage (dvc.yaml).
+    # One list of explanation (and scoring) targets, shared with the DVC stages (dvc.yaml).
     targets += explain_targets(config, experiment)
+    targets += assess_targets(config, experiment)
     return targets
 
 
@@ -254,3 +264,70 @@ def all_targets():
     for experiment in EXPERIMENTS:
         targets += experiment_targets(experiment)
     return targets
+
+
+# Scoring (assess.smk)
+
+MAP_FAMILIES = ("localisation", "complexity")  # scored by one job per experiment and family
+
+
+def metrics_of(family):
+    return {label: spec for label, spec in ASSESS_METRICS.items() if spec["family"] == family}
+
+
+def assess_root(wildcards):
+    return f"results/{wildcards.experiment}/assess"
+
+
+def map_family_outputs(family):
+    """Every per-image file of a map-only family: one per (condition, method, metric)."""
+    return [per_image_file("results/{experiment}/assess", c, m, label)
+            for c in CONDITIONS for m in EXPLAIN_METHODS for label in metrics_of(family)]
+
+
+def per_method_outputs(family):
+    """The per-image files one (condition, method) job of a model-running family writes."""
+    return [per_image_file("results/{experiment}/assess", "{condition}", "{method}", label)
+            for label in metrics_of(family)]
+
+
+def randomisation_on():
+    return ASSESS.randomisation.images > 0
+
+
+def noisy_conditions():
+    return CONDITIONS[1:]
+
+
+def robustness_outputs():
+    return [per_image_file("results/{experiment}/assess", c, m, ROBUSTNESS)
+            for c in noisy_conditions() for m in EXPLAIN_METHODS]
+
+
+def attribution_file(experiment, condition, method):
+    return f"results/{experiment}/explain/{condition}/{method}/attributions.npz"
+
+
+def reference_attributions(wildcards):
+    """The first condition's maps of every method, in EXPLAIN_METHODS order."""
+    return [attribution_file(wildcards.experiment, CONDITIONS[0], m) for m in EXPLAIN_METHODS]
+
+
+def noisy_attributions(wildcards):
+    return [attribution_file(wildcards.experiment, c, m) for c in noisy_conditions() for m in EXPLAIN_METHODS]
+
+
+def per_image_scores(wildcards):
+    """Every per-image score file of the experiment, the scorecard's inputs."""
+    root = assess_root(wildcards)
+    files = [per_image_file(root, c, m, label) for c in CONDITIONS for m in EXPLAIN_METHODS
+             for label in ASSESS_METRICS]
+    if randomisation_on():
+        files += [per_image_file(root, CONDITIONS[0], m, RANDOMISATION) for m in EXPLAIN_METHODS]
+    files += [per_image_file(root, c, m, ROBUSTNESS) for c in noisy_conditions() for m in EXPLAIN_METHODS]
+    return files
+
+
+def preflight_files(wildcards):
+    """Every method's preflight record (its measured cost), in EXPLAIN_METHODS order."""
+    return [f"results/{wildcards.experiment}/explain/preflight/{m}.json" for m in EXPLAIN_METHODS]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ferxai.explain.catalog import Bool, Choice, Float, Int, Param
 from ferxai.explain.params import ExplainerConfigError
@@ -59,6 +59,8 @@ class Metric:
     needs: tuple[str, ...] = ()
     params: Mapping[str, Param] = field(default_factory=dict)
     reversed_by: tuple[str, Any] | None = None
+    # model inputs per image with these (resolved) parameters: sizes the throughput preflight
+    passes: Callable[[Mapping[str, Any]], int] = lambda params: 1
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -99,17 +101,22 @@ _ENTRIES: tuple[Metric, ...] = (
     Metric("relevance_mass", "localisation", f"{_M}.relevance_mass:relevance_mass", "higher", ("masks",)),
     Metric("relevance_rank", "localisation", f"{_M}.relevance_rank:relevance_rank", "higher", ("masks",)),
     Metric("auroc", "localisation", f"{_M}.auroc:auroc", "higher", ("masks",)),
-    Metric("deletion", "faithfulness", f"{_M}.deletion:deletion", "lower", ("model",), _REMOVAL, _LEAST),
-    Metric("insertion", "faithfulness", f"{_M}.insertion:insertion", "higher", ("model",), _REMOVAL, _LEAST),
+    Metric("deletion", "faithfulness", f"{_M}.deletion:deletion", "lower", ("model",), _REMOVAL, _LEAST,
+           lambda p: p["steps"] + 1),
+    Metric("insertion", "faithfulness", f"{_M}.insertion:insertion", "higher", ("model",), _REMOVAL, _LEAST,
+           lambda p: p["steps"] + 1),
     Metric("faithfulness_correlation", "faithfulness", f"{_M}.faithfulness_correlation:faithfulness_correlation",
            "higher", ("model",), {"subset": Int(64), "samples": Int(50, low=2),
-                                  "baseline": Choice("black", ("black", "mean")), "seed": Int(0, low=0)}),
+                                  "baseline": Choice("black", ("black", "mean")), "seed": Int(0, low=0)},
+           passes=lambda p: p["samples"] + 1),
     Metric("road", "faithfulness", f"{_M}.road:road", "higher", ("model",),
            {"percentiles": Percentiles("list", (10, 20, 30, 40, 50, 60, 70, 80, 90)),
-            "noise": Float(0.01, 0.0), "seed": Int(0, low=0)}),
+            "noise": Float(0.01, 0.0), "seed": Int(0, low=0)},
+           passes=lambda p: 2 * len(p["percentiles"]) + 1),
     Metric("infidelity", "faithfulness", f"{_M}.infidelity:infidelity", "lower", ("model",),
            {"noise": Float(0.1, 0.0, low_open=True), "samples": Int(16), "normalize": Bool(True),
-            "seed": Int(0, low=0)}),
+            "seed": Int(0, low=0)},
+           passes=lambda p: p["samples"] + 1),
     Metric("sparseness", "complexity", f"{_M}.sparseness:sparseness", "higher"),
     Metric("entropy", "complexity", f"{_M}.entropy:entropy", "lower"),
 )

@@ -31,7 +31,7 @@ def estimates(values: Mapping[str, np.ndarray], *, resamples: int = 1000, seed: 
     return {method: bootstrap_mean(v, resamples=resamples, seed=seed) for method, v in values.items()}
 
 
-def _better(a: Estimate, b: Estimate, direction: str) -> bool:
+def better(a: Estimate, b: Estimate, direction: str) -> bool:
     """a is significantly better than b."""
     if not separated(a, b):
         return False
@@ -42,7 +42,7 @@ def rank_with_ties(found: Mapping[str, Estimate], direction: str) -> dict[str, i
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
     usable = {m: e for m, e in found.items() if e.n > 0}
-    return {m: 1 + sum(_better(o, e, direction) for other, o in usable.items() if other != m)
+    return {m: 1 + sum(better(o, e, direction) for other, o in usable.items() if other != m)
             for m, e in usable.items()}
 
 
@@ -61,7 +61,7 @@ def reliability(values: Mapping[str, np.ndarray], direction: str, *, resamples: 
     model_based = [m for m in ranks if m not in CONTROLS]
     random_last = None
     if "random" in ranks and model_based:
-        random_last = all(_better(found[m], found["random"], direction) for m in model_based)
+        random_last = all(better(found[m], found["random"], direction) for m in model_based)
     names = sorted(ranks)
     matrix = np.stack([np.asarray(values[m], dtype=np.float64).ravel() for m in names])  # (methods, images)
     sign = 1.0 if direction == "higher" else -1.0
@@ -82,4 +82,4 @@ def reliability(values: Mapping[str, np.ndarray], direction: str, *, resamples: 
     return Reliability(random_last, ranks.get("edge"), len(ranks), float(np.mean(taus)) if taus else float("nan"))
 
 
-__all__ = ["CONTROLS", "Reliability", "estimates", "rank_with_ties", "reliability"]
+__all__ = ["CONTROLS", "Reliability", "better", "estimates", "rank_with_ties", "reliability"]

@@ -1,0 +1,166 @@
+"""The model-running jobs of the scoring stage: faithfulness per (condition, method), and the
+cascading-randomisation sanity check per method. The map-only families and the scorecard are in
+`ferxai.assess.collect`.
+
+Both see the images exactly as the attribution jobs did (the same noise condition, seed and
+targets) and batch every model call; the faithfulness job sizes its batches with the methods'
+throughput preflight (`ferxai.explain.preflight`) measuring the model's forward pass, the
+randomisation job uses the method's own measured batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ferxai.assess import catalog
+from ferxai.assess.files import RANDOMISATION, SIMILARITIES, per_image_file, write_per_image, write_table
+from ferxai.device import resolve_device
+from ferxai.explain.base import SoftmaxOutput
+from ferxai.explain.collect import load_inputs
+from ferxai.explain.devices import gpu_slot
+from ferxai.explain.noise import apply_noise
+from ferxai.explain.preflight import images_per_call, run_preflight
+from ferxai.explain.shard_files import load_shard, load_shard_arrays
+from ferxai.models import load_checkpoint
+from ferxai.settings import AssessSettings, ExplainSettings, RandomisationSettings
+
+log = logging.getLogger(__name__)
+
+
+class ForwardProbe:
+    """What the preflight times for a metric: the model's forward pass on a batch (the metrics'
+    perturbed copies are model inputs, one pass each)."""
+
+    name = "forward"
+
+    def __init__(self, forward: torch.nn.Module, batch_size: int):
+        self.forward, self.batch_size = forward, batch_size
+
+    def model_inputs_per_image(self) -> float:
+        return 1.0
+
+    def passes_per_image(self) -> float:
+        return 1.0
+
+    def attribute(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.forward(inputs)
+
+
+def _images(inputs: Mapping[str, np.ndarray], condition: str, seed: int, device: torch.device,
+            count: int | None = None) -> torch.Tensor:
+    """The explained images under `condition`, as the attribution jobs computed them (noise is
+    seeded by image position, so the first `count` are those images whatever the shards were)."""
+    x = torch.from_numpy(inputs["images"][:count]).float().div(255)
+    return apply_noise(x, condition, seed, start=0).to(device)
+
+
+def _model(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    model, meta = load_checkpoint(checkpoint, map_location=device)
+    return model.to(device).eval(), meta
+
+
+def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, attributions_npz: str | Path,
+                       metrics: Mapping[str, Mapping[str, Any]], assess: Mapping[str, Any] | AssessSettings,
+                       explain: Mapping[str, Any] | ExplainSettings, condition: str, method: str, root: str) -> None:
+    """Every model-running metric in `metrics` for one method's maps under one condition, to
+    root/<condition>/<method>/<label>.csv."""
+    assess = AssessSettings.from_dict(assess)
+    explain = ExplainSettings.from_dict(explain)
+    device = resolve_device(assess.device)
+    inputs = load_inputs(inputs_npz)
+    ids, sets = inputs["ids"].tolist(), inputs["sets"].tolist()
+    maps, got, _ = load_shard(attributions_npz)
+    if list(got) != ids:
+        raise ValueError(f"{attributions_npz}: other images than {inputs_npz}")
+    with gpu_slot():
+        model, _ = _model(checkpoint, device)
+        forward = SoftmaxOutput(model) if assess.output == "softmax" else model
+        x = _images(inputs, condition, explain.seed, device)
+        targets = torch.from_numpy(load_shard_arrays(attributions_npz)["targets"]).long().to(device)
+        maps_t = torch.from_numpy(maps).to(device)
+        batch_size = _forward_batch_size(forward, x, targets, explain, metrics) if len(x) else 1
+        for label, spec in metrics.items():
+            started = time.perf_counter()
+            function = catalog.load(spec["metric"])
+            if len(x):
+                try:
+                    values = function(forward, x, maps_t, targets, batch_size=batch_size, **spec["params"])
+                except ValueError as err:
+                    raise ValueError(f"method {method!r}, condition {condition!r}, metric {label!r}: {err}") from None
+                values = values.detach().cpu().numpy()
+            else:
+                values = np.zeros(0)
+            write_per_image(per_image_file(root, condition, method, label), ids, sets, values)
+            log.info("%s %s %s: %d images in %.3f s (batch size %d)", method, condition, label, len(x),
+                     time.perf_counter() - started, batch_size)
+
+
+def _forward_batch_size(forward: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor,
+                        explain: ExplainSettings, metrics: Mapping[str, Mapping[str, Any]]) -> int:
+    """The fastest forward batch within the memory budget, by the methods' preflight, with a
+    search sized by the perturbed copies the metrics will evaluate."""
+    pf = explain.preflight
+    copies = sum(catalog.get(spec["metric"]).passes(spec["params"]) for spec in metrics.values()) * len(x)
+    result = run_preflight(lambda b: ForwardProbe(forward, b), x, targets, batch_sizes=pf.batch_sizes,
+                           memory_budget_mb=pf.memory_budget_mb, min_seconds=pf.min_seconds,
+                           work_images=max(1, copies), job_images=max(1, copies))
+    log.info("forward batch size %d (%.3f ms per copy), %d perturbed copies to score", result.batch_size,
+             1000 * result.sec_per_image, copies)
+    return result.batch_size
+
+
+def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: str | Path,
+                        spec: Mapping[str, Any], explain: Mapping[str, Any] | ExplainSettings,
+                        settings: Mapping[str, Any] | RandomisationSettings, condition: str, method: str,
+                        out_csv: str | Path) -> None:
+    """The cascading randomisation check for one method: its maps of the first `images` explained
+    images from the trained model, then from the model with ever more layers re-initialised
+    (output layer first), and per step and image the similarity of the two maps."""
+    from ferxai.assess.randomisation import cascade
+    from ferxai.assess.similarity import rank_correlation, ssim, top_k_iou
+    from ferxai.explain.pipeline import _targets, build_explainer
+
+    explain = ExplainSettings.from_dict(explain)
+    settings = RandomisationSettings.from_dict(settings)
+    device = resolve_device(explain.device)
+    inputs = load_inputs(inputs_npz)
+    count = min(settings.images, len(inputs["ids"]))
+    ids, sets = inputs["ids"][:count].tolist(), inputs["sets"][:count].tolist()
+    batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
+    rows = []
+    with gpu_slot():
+        model, meta = _model(checkpoint, device)
+        x = _images(inputs, condition, explain.seed, device, count)
+        targets = torch.from_numpy(_targets(inputs, explain)[:count]).to(device)
+
+        def maps_of(m: torch.nn.Module) -> np.ndarray:
+            explainer = build_explainer(m, meta, spec, explain, inputs, batch_size, device)
+            per_call = images_per_call(batch_size, explainer.model_inputs_per_image())
+            torch.manual_seed(explain.seed)  # stochastic methods draw the same samples at every step
+            return torch.cat([explainer.attribute(x[s:s + per_call], targets[s:s + per_call]).detach().cpu()
+                              for s in range(0, count, per_call)]).numpy()
+
+        started = time.perf_counter()
+        original = maps_of(model) if count else None
+        for step, (layer, randomised) in enumerate(cascade(model, seed=settings.seed), start=1):
+            if not count:
+                break
+            maps = maps_of(randomised.to(device))
+            found = {"rank_correlation": rank_correlation(original, maps), "ssim": ssim(original, maps),
+                     "top_k_iou": top_k_iou(original, maps, settings.top_k)}
+            rows += [(i, s, step, layer, *(float(found[k][n]) for k in SIMILARITIES))
+                     for n, (i, s) in enumerate(zip(ids, sets))]
+        log.info("%s: randomisation check on %d images, %d steps, in %.2f s", method, count,
+                 len({r[2] for r in rows}), time.perf_counter() - started)
+    write_table(out_csv, ("id", "set", "step", "layer", *SIMILARITIES), rows)
+
+
+__all__ = ["ForwardProbe", "write_faithfulness", "write_randomisation"]

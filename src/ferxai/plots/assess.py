@@ -1,0 +1,177 @@
+"""Figures of the scoring stage, read at a glance:
+
+* leaderboard.png: method x metric, cells coloured by tie-aware rank within the metric (1 = best,
+  dark), the mean printed; each metric's label says which way is better; controls in grey italics
+  below a rule;
+* sanity_checks.png: per method, the rank correlation of its maps with the trained model's as ever
+  more layers are randomised (output layer first): a method that explains the model falls;
+* faithfulness_vs_cost.png: each faithfulness metric's mean against seconds per image;
+* robustness.png: per noise condition, each method's rank correlation with its clean maps.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ferxai.plots.evaluation import save_figure
+
+ARROW = {"higher": "↑", "lower": "↓"}
+
+
+def _rows(scores_csv: str | os.PathLike) -> list[dict[str, str]]:
+    with open(scores_csv, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _value(text: str) -> float:
+    return float(text) if text not in ("", None) else float("nan")
+
+
+def _method_order(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    controls = [m for m in methods if any(r["method"] == m and r["control"] == "True" for r in rows)]
+    return [m for m in methods if m not in controls] + controls, controls
+
+
+def plot_leaderboard(rows: Sequence[Mapping[str, str]], condition: str) -> Figure:
+    chosen = [r for r in rows if r["condition"] == condition and r["family"] not in ("cost", "robustness")]
+    metrics = list(dict.fromkeys(r["metric"] for r in chosen))
+    methods, controls = _method_order(chosen)
+    rank = np.full((len(methods), len(metrics)), np.nan)
+    mean = np.full_like(rank, np.nan)
+    direction = {}
+    for r in chosen:
+        i, j = methods.index(r["method"]), metrics.index(r["metric"])
+        rank[i, j], mean[i, j] = _value(r["rank"]), _value(r["mean"])
+        direction[r["metric"]] = r["direction"]
+    # rank as a share of the column's worst rank, so every metric spans the same colours
+    worst = np.nanmax(rank, axis=0, initial=1.0)
+    shade = (rank - 1) / np.maximum(worst - 1, 1)
+    fig = Figure(figsize=(1.0 + 0.85 * max(len(metrics), 1), 1.2 + 0.32 * len(methods)))
+    ax = fig.add_subplot()
+    ax.imshow(1 - shade, cmap="Greens", vmin=-0.2, vmax=1.2, aspect="auto")
+    for i in range(len(methods)):
+        for j in range(len(metrics)):
+            if np.isfinite(mean[i, j]):
+                ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if shade[i, j] < 0.35 else "black")
+            else:
+                ax.text(j, i, "–", ha="center", va="center", fontsize=6, color="grey")
+    ax.set_xticks(range(len(metrics)))
+    ax.set_xticklabels([f"{m} {ARROW.get(direction.get(m), '')}" for m in metrics], rotation=45, ha="right",
+                       rotation_mode="anchor", fontsize=7)
+    ax.set_yticks(range(len(methods)))
+    ax.set_yticklabels(methods, fontsize=7)
+    for label in ax.get_yticklabels():
+        if label.get_text() in controls:
+            label.set_color("grey")
+            label.set_style("italic")
+    if controls and len(controls) < len(methods):
+        ax.axhline(len(methods) - len(controls) - 0.5, color="black", linewidth=1)
+    ax.set_title(f"explanation scores, {condition} (colour: rank within metric, ties share a rank; "
+                 "arrow: better direction)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity_checks(curves: Mapping[str, Sequence[Mapping[str, str]]], similarity: str = "rank_correlation") -> Figure:
+    fig = Figure(figsize=(8.0, 4.5))
+    ax = fig.add_subplot()
+    layers: list[str] = []
+    for method, rows in curves.items():
+        by_step: dict[int, list[float]] = defaultdict(list)
+        for r in rows:
+            by_step[int(r["step"])].append(_value(r[similarity]))
+            if r["layer"] not in layers:
+                layers.append(r["layer"])
+        steps = sorted(by_step)
+        values = [np.nanmean(by_step[s]) if np.isfinite(by_step[s]).any() else np.nan for s in steps]
+        control = method in ("random", "edge", "center")
+        ax.plot(steps, values, marker="o", markersize=3, linestyle="--" if control else "-",
+                linewidth=1.0, label=method)
+    ax.set_xticks(range(1, len(layers) + 1))
+    ax.set_xticklabels(layers, rotation=45, ha="right", rotation_mode="anchor", fontsize=6)
+    ax.set_xlabel("randomised down to layer (cascading, output layer first)")
+    ax.set_ylabel(f"{similarity.replace('_', ' ')} with the trained model's maps")
+    ax.set_ylim(-0.2, 1.05)
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.legend(fontsize=5, ncol=3, loc="lower left")
+    ax.set_title("model-randomisation sanity check (dashed: controls, which ignore the model)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_faithfulness_vs_cost(rows: Sequence[Mapping[str, str]], condition: str) -> Figure:
+    cost = {r["method"]: _value(r["mean"]) for r in rows if r["metric"] == "seconds_per_image"}
+    chosen = [r for r in rows if r["family"] == "faithfulness" and r["condition"] == condition]
+    metrics = list(dict.fromkeys(r["metric"] for r in chosen)) or ["(no faithfulness metric)"]
+    cols = min(3, len(metrics))
+    fig = Figure(figsize=(4.0 * cols, 3.4 * int(np.ceil(len(metrics) / cols))))
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(int(np.ceil(len(metrics) / cols)), cols, k + 1)
+        for r in (r for r in chosen if r["metric"] == metric):
+            x, y = cost.get(r["method"], np.nan), _value(r["mean"])
+            if not (np.isfinite(x) and np.isfinite(y)):
+                continue
+            control = r["control"] == "True"
+            ax.errorbar(x, y, yerr=[[y - _value(r["ci_low"])], [_value(r["ci_high"]) - y]], fmt="s" if control else "o",
+                        color="grey" if control else "tab:blue", markersize=3, elinewidth=0.6)
+            ax.annotate(r["method"], (x, y), fontsize=5, xytext=(2, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds per image (log)", fontsize=7)
+        direction = next((r["direction"] for r in chosen if r["metric"] == metric), "")
+        ax.set_ylabel(f"{metric} {ARROW.get(direction, '')}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"faithfulness against cost, {condition} (squares: controls)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_robustness(rows: Sequence[Mapping[str, str]]) -> Figure:
+    chosen = [r for r in rows if r["metric"] == "robustness_rank_correlation"]
+    conditions = list(dict.fromkeys(r["condition"] for r in chosen))
+    methods, _ = _method_order(chosen)
+    fig = Figure(figsize=(max(6.0, 0.3 * len(methods) * max(1, len(conditions))), 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(conditions))
+    for k, condition in enumerate(conditions):
+        got = {r["method"]: r for r in chosen if r["condition"] == condition}
+        means = [_value(got[m]["mean"]) if m in got else np.nan for m in methods]
+        low = [means[i] - _value(got[m]["ci_low"]) if m in got else 0 for i, m in enumerate(methods)]
+        high = [_value(got[m]["ci_high"]) - means[i] if m in got else 0 for i, m in enumerate(methods)]
+        ax.bar(np.arange(len(methods)) + k * width, means, width, yerr=[low, high], label=condition,
+               error_kw={"elinewidth": 0.6})
+    ax.set_xticks(np.arange(len(methods)) + width * (len(conditions) - 1) / 2)
+    ax.set_xticklabels(methods, rotation=60, ha="right", rotation_mode="anchor", fontsize=6)
+    ax.set_ylabel("rank correlation with the clean maps ↑")
+    ax.legend(fontsize=6)
+    ax.set_title("robustness of each method's maps to input noise", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_assess_figures(scores_csv: str | os.PathLike, curves: Mapping[str, Sequence[Mapping[str, str]]],
+                         out_dir: str | os.PathLike) -> list[Path]:
+    rows = _rows(scores_csv)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    conditions = list(dict.fromkeys(r["condition"] for r in rows if r["family"] != "robustness"))
+    written = [save_figure(plot_leaderboard(rows, conditions[0]), out / "leaderboard.png")] if conditions else []
+    if curves:
+        written.append(save_figure(plot_sanity_checks(curves), out / "sanity_checks.png"))
+    if conditions:
+        written.append(save_figure(plot_faithfulness_vs_cost(rows, conditions[0]), out / "faithfulness_vs_cost.png"))
+    if any(r["family"] == "robustness" for r in rows):
+        written.append(save_figure(plot_robustness(rows), out / "robustness.png"))
+    return written
+
+
+__all__ = ["plot_faithfulness_vs_cost", "plot_leaderboard", "plot_robustness", "plot_sanity_checks",
+           "write_assess_figures"]

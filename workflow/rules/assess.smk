@@ -1,0 +1,170 @@
+# Scores of the explanations: per-image metric values against ground truth (localisation), the
+# model (faithfulness, the randomisation sanity check) and the input (robustness, complexity),
+# then one scorecard per experiment. Map-only families are one job per experiment (milliseconds of
+# work per method); model-running ones one job per (condition, method), so re-tuning a method or a
+# metric reruns only the jobs it affects and the scorecard.
+
+
+if metrics_of("localisation"):
+
+    rule assess_localisation:
+        input:
+            inputs="results/{experiment}/explain/inputs.npz",
+            attributions=all_attribution_files,
+        output:
+            map_family_outputs("localisation"),
+        params:
+            code=job_code("assess_maps.py", metrics="localisation"),
+            metrics=metrics_of("localisation"),
+            pairs=attribution_keys,
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/localisation.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/localisation.tsv"
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_maps.py"
+
+
+if metrics_of("complexity"):
+
+    rule assess_complexity:
+        input:
+            inputs="results/{experiment}/explain/inputs.npz",
+            attributions=all_attribution_files,
+        output:
+            map_family_outputs("complexity"),
+        params:
+            code=job_code("assess_maps.py", metrics="complexity"),
+            metrics=metrics_of("complexity"),
+            pairs=attribution_keys,
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/complexity.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/complexity.tsv"
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_maps.py"
+
+
+if metrics_of("faithfulness"):
+
+    rule assess_faithfulness:
+        input:
+            model=model_checkpoint,
+            inputs="results/{experiment}/explain/inputs.npz",
+            attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+        output:
+            per_method_outputs("faithfulness"),
+        params:
+            code=job_code("assess_faithfulness.py", model=True, metrics="faithfulness"),
+            metrics=metrics_of("faithfulness"),
+            assess=ASSESS.run(),
+            explain=explain_run_params,
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/{condition}/{method}/faithfulness.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/{condition}/{method}/faithfulness.tsv"
+        threads: rule_resource("explain", "threads", 2)
+        resources:
+            gpu=rule_resource("explain", "gpu", 1),
+            mem_mb=rule_resource("explain", "mem_mb", 4000),
+            runtime=rule_resource("explain", "runtime", 30),
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_faithfulness.py"
+
+
+rule assess_randomisation:
+    # Recomputes the method's maps for models with ever more layers re-initialised: the stage's
+    # most expensive jobs, on the first assess.randomisation.images images only.
+    input:
+        model=model_checkpoint,
+        inputs="results/{experiment}/explain/inputs.npz",
+        preflight="results/{experiment}/explain/preflight/{method}.json",
+    output:
+        per_image_file("results/{experiment}/assess", CONDITIONS[0], "{method}", RANDOMISATION),
+    params:
+        code=job_code("assess_randomisation.py", method=True, model=True),
+        method=method_spec,
+        explain=explain_run_params,
+        randomisation=ASSESS.randomisation.to_dict(),
+        condition=CONDITIONS[0],
+    log:
+        "logs/{experiment}/assess/{method}/randomisation.log",
+    benchmark:
+        "benchmarks/{experiment}/assess/{method}/randomisation.tsv"
+    threads: rule_resource("explain", "threads", 2)
+    resources:
+        gpu=rule_resource("explain", "gpu", 1),
+        mem_mb=rule_resource("explain", "mem_mb", 4000),
+        runtime=rule_resource("explain", "runtime", 30),
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/assess_randomisation.py"
+
+
+if noisy_conditions():
+
+    rule assess_robustness:
+        input:
+            inputs="results/{experiment}/explain/inputs.npz",
+            reference=reference_attributions,
+            noisy=noisy_attributions,
+        output:
+            robustness_outputs(),
+        params:
+            code=code_of("assess_robustness.py"),
+            robustness=ASSESS.robustness.to_dict(),
+            methods=list(EXPLAIN_METHODS),
+            pairs=lambda wc: [(c, m) for c in noisy_conditions() for m in EXPLAIN_METHODS],
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/robustness.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/robustness.tsv"
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_robustness.py"
+
+
+rule assess_scores:
+    input:
+        scores=per_image_scores,
+        preflight=preflight_files,
+    output:
+        scores="results/{experiment}/assess/scores.csv",
+        reliability="results/{experiment}/assess/metric_reliability.csv",
+        figures=[
+            report(
+                f"results/{{experiment}}/assess/{name}.png",
+                caption=f"../report/assess_{name}.rst",
+                category="Explanation scores",
+                subcategory="{experiment}",
+            )
+            for name in assess_figures(config)
+        ],
+    params:
+        code=code_of("assess_scores.py"),
+        methods=list(EXPLAIN_METHODS),
+        conditions=CONDITIONS,
+        metrics=ASSESS_METRICS,
+        randomisation=randomisation_on(),
+        intervals=ASSESS.intervals.to_dict(),
+        root=assess_root,
+    log:
+        "logs/{experiment}/assess/scores.log",
+    benchmark:
+        "benchmarks/{experiment}/assess/scores.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/assess_scores.py"
