@@ -1,0 +1,157 @@
+"""The scoring stage (workflow/rules/assess.smk) end to end on a tiny configuration: what it
+writes, what a change reruns, and what the config check refuses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from tinyflow import SNAKEMAKE, TINY, current_config, make_workdir, planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+METHODS = ["saliency", "gradcam", "random", "edge"]
+CONDITIONS = ["clean", "gaussian-0.2"]
+METRICS = {"pointing_game": {"tolerance": 1}, "relevance_mass": {}, "deletion": {"steps": 4},
+           "deletion_lerf": {"metric": "deletion", "steps": 4, "order": "least"}, "road": {"percentiles": [50]},
+           "sparseness": {}}
+
+
+def tiny_assess_config() -> dict:
+    cfg = json.loads(json.dumps(TINY))
+    cfg["train"]["epochs"] = 3
+    cfg["explain"]["methods"] = {m: {} for m in METHODS}
+    cfg["explain"]["conditions"] = CONDITIONS
+    cfg["assess"] = {"device": "cpu", "metrics": METRICS, "randomisation": {"images": 2},
+                     "intervals": {"resamples": 200}}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("assess"), tiny_assess_config())
+    snakemake(workdir)
+    return workdir
+
+
+def rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_scorecard_has_every_method_condition_and_metric(scored):
+    assess = scored / "results" / "tiny_cnn" / "assess"
+    scores = rows(assess / "scores.csv")
+    explained = len(np.load(scored / "results" / "tiny_cnn" / "explain" / "inputs.npz")["ids"])
+    for condition in CONDITIONS:
+        for method in METHODS:
+            for label in METRICS:
+                per_image = rows(assess / condition / method / f"{label}.csv")
+                assert [r["id"] for r in per_image] == list(
+                    np.load(scored / "results" / "tiny_cnn" / "explain" / "inputs.npz")["ids"])
+                row = [r for r in scores if (r["method"], r["condition"], r["metric"]) == (method, condition, label)]
+                assert len(row) == 1 and row[0]["status"] == "ok"
+                values = [float(r["value"]) for r in per_image if r["value"]]
+                assert float(row[0]["mean"]) == pytest.approx(np.mean(values))
+                assert float(row[0]["ci_low"]) <= float(row[0]["mean"]) <= float(row[0]["ci_high"])
+                assert int(row[0]["n"]) == len(values) <= explained
+    directions = {r["metric"]: r["direction"] for r in scores}
+    assert directions["deletion"] == "lower" and directions["deletion_lerf"] == "higher"
+    assert {r["method"] for r in scores if r["control"] == "True"} == {"random", "edge"}
+    assert {r["metric"] for r in scores if r["family"] == "cost"} == {"seconds_per_image", "passes_per_image"}
+    reliability = rows(assess / "metric_reliability.csv")
+    assert {(r["metric"], r["condition"]) for r in reliability} >= {(m, c) for m in METRICS for c in CONDITIONS}
+    for name in ("leaderboard", "faithfulness_vs_cost", "sanity_checks", "robustness"):
+        assert (assess / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_randomisation_separates_the_model_from_a_control_that_ignores_it(scored):
+    assess = scored / "results" / "tiny_cnn" / "assess" / "clean"
+    edge = rows(assess / "edge" / "randomisation.csv")
+    saliency = rows(assess / "saliency" / "randomisation.csv")
+    steps = {r["step"] for r in saliency}
+    assert len(steps) > 3 and len({r["id"] for r in saliency}) == 2
+    # the edge map is the input's Sobel magnitude: no layer of the model changes it
+    assert all(float(r["rank_correlation"]) == pytest.approx(1.0) for r in edge)
+    assert all(float(r["ssim"]) == pytest.approx(1.0) for r in edge)
+    # a gradient changes once its layers are random
+    assert max(float(r["rank_correlation"]) for r in saliency if r["step"] == max(steps, key=int)) < 0.9
+
+
+def test_robustness_compares_each_noise_condition_with_the_first(scored):
+    per_image = rows(scored / "results" / "tiny_cnn" / "assess" / "gaussian-0.2" / "edge" / "robustness.csv")
+    values = [float(r["rank_correlation"]) for r in per_image]
+    # the noisy image's edges are not the clean image's, but they are related
+    assert all(-1 <= v < 1 for v in values) and np.mean(values) > 0
+
+
+def assess_rules_planned(workdir) -> tuple[set[str], list[tuple[str, str]]]:
+    jobs = planned_jobs(workdir)
+    return {rule for rule, _ in jobs}, jobs
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda cfg: cfg["assess"]["metrics"]["deletion"].update(steps=6), {"assess_faithfulness", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["metrics"]["pointing_game"].update(tolerance=2), {"assess_localisation", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["metrics"].update(entropy={}), {"assess_complexity", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["randomisation"].update(images=3), {"assess_randomisation", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["intervals"].update(resamples=300), {"assess_scores"}),
+], ids=["faithfulness-param", "localisation-param", "new-complexity-metric", "randomisation-subset", "intervals"])
+def test_a_metric_change_reruns_only_its_family_and_the_scorecard(scored, change, expected):
+    original = current_config(scored)
+    cfg = current_config(scored)
+    change(cfg)
+    write_config(scored, cfg)
+    try:
+        rules, _ = assess_rules_planned(scored)
+        assert rules == expected
+    finally:
+        write_config(scored, original)
+
+
+def test_retuning_a_method_rescores_only_that_method(scored):
+    original = current_config(scored)
+    cfg = current_config(scored)
+    cfg["explain"]["methods"]["saliency"] = {"abs": False}
+    write_config(scored, cfg)
+    try:
+        jobs = planned_jobs(scored)
+        per_method = [(rule, wc) for rule, wc in jobs if rule.startswith("assess_") and "method=" in wc]
+        assert per_method and all("method=saliency" in wc for _, wc in per_method)
+        assert {"assess_faithfulness", "assess_randomisation", "assess_localisation", "assess_scores"} <= {
+            rule for rule, _ in jobs}
+    finally:
+        write_config(scored, original)
+
+
+def dry_run_error(tmp_path, cfg) -> str:
+    workdir = make_workdir(tmp_path, cfg)
+    proc = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], cwd=workdir, capture_output=True, text=True)
+    assert proc.returncode != 0
+    return proc.stdout + proc.stderr
+
+
+def test_localisation_without_masks_fails_at_config_time_naming_metric_and_experiment(tmp_path):
+    cfg = tiny_assess_config()
+    (tmp_path / "data" / "faces" / "happy").mkdir(parents=True)
+    cfg["datasets"]["faces"] = {"format": "folder", "options": {"root": "data/faces"}}
+    cfg["experiments"]["faces_cnn"] = {"dataset": "faces", "model": "cnn"}
+    out = dry_run_error(tmp_path / "w", cfg)
+    assert "assess.metrics.pointing_game" in out and "'faces_cnn'" in out and "masks" in out
+
+
+@pytest.mark.parametrize("metrics,key", [
+    ({"deletion": {"steps": 0}}, "assess.metrics.deletion.steps"),
+    ({"deletion": {"stepz": 4}}, "assess.metrics.deletion.stepz"),
+    ({"my_score": {}}, "assess.metrics.my_score"),
+    ({"robustness": {"metric": "auroc"}}, "assess.metrics.robustness"),
+    ({"road": {"percentiles": [0, 50]}}, "assess.metrics.road.percentiles"),
+])
+def test_bad_metric_settings_fail_at_config_time_naming_the_key(tmp_path, metrics, key):
+    cfg = tiny_assess_config()
+    cfg["assess"]["metrics"] = metrics
+    assert key in dry_run_error(tmp_path, cfg)
