@@ -74,11 +74,17 @@ def built(tmp_path_factory):
     for i in range(10):
         png(workdir / "data" / "listed" / "imgs" / f"{i}.png")
     (workdir / "data" / "listed" / "labels.csv").write_text("\n".join(listing) + "\n")
+    for cls in ("happy", "sad"):  # masks for some images only; happy0's appears later
+        for i in range(6):
+            png(workdir / "data" / "masked" / cls / f"{cls}{i}.png")
+            if i % 2 and cls == "happy":
+                png(workdir / "data" / "masked_masks" / cls / f"{cls}{i}.png")
     datasets = {
         "faces": {"format": "folder", "options": {"root": "data/faces", "classes": ["happy", "sad"]}},
         "fp": {"format": "ferplus", "options": {"fer2013_csv": "data/fer/fer2013.csv",
                                                 "ferplus_csv": "data/fer/fer2013new.csv"}},
         "listed": {"format": "csv", "options": {"path": "data/listed/labels.csv"}, "max_reject_fraction": 0.2},
+        "masked": {"format": "folder", "options": {"root": "data/masked", "masks": "data/masked_masks"}},
     }
     for ds in datasets.values():
         ds["splits"] = {"val_fraction": 0.2, "test_fraction": 0.2}
@@ -144,7 +150,22 @@ def test_adding_an_image_the_csv_lists_reruns_its_manifest(built):
     assert planned(workdir, *data_targets("listed")) == []
 
 
+def test_adding_a_mask_reruns_the_folder_manifest(built):
+    workdir, cfg = built
+    masks = pd.read_csv(workdir / "results" / "data" / "masked" / "manifest.csv", keep_default_na=False)
+    assert dict(zip(masks["id"], masks["mask"]))["happy/happy1.png"] == "data/masked_masks/happy/happy1.png"
+    assert (masks["mask"] == "").sum() == 9
+    png(workdir / "data" / "masked_masks" / "happy" / "happy0.png")
+    assert planned(workdir, *data_targets("faces", "listed", "masked")) == [("manifest", "masked"),
+                                                                           ("splits", "masked")]
+    snakemake(workdir, *data_targets("masked"))
+    masks = pd.read_csv(workdir / "results" / "data" / "masked" / "manifest.csv", keep_default_na=False)
+    assert (masks["mask"] == "").sum() == 8
+    assert planned(workdir, *data_targets("masked")) == []
+
+
 @pytest.mark.parametrize("dataset, key, wrong", [
+    ("masked", "masks", "data/masked_mask"),
     ("listed", "path", "data/listed/label.csv"),
     ("fp", "ferplus_csv", "data/fer/fer2013nwe.csv"),
     ("faces", "root", "data/face"),

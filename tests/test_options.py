@@ -66,6 +66,11 @@ def test_misspelt_label_mode_is_named_at_config_check_with_its_choices():
     ("ferplus", {"fer2013_csv": "a.csv", "ferplus_csv": "b.csv", "label_mode": None}, "label_mode", r"one of"),
     ("npz", {"path": "x.npz", "classes": [0.5, 1.5]}, "classes", r"must list names"),
     ("csv", {"path": "x.csv", "classes": "a,b"}, "classes", r"must be a list of names"),
+    ("folder", {"root": "d", "masks": 3}, "masks", r"must be a folder path"),
+    ("folder", {"root": "d", "masks": ""}, "masks", r"must be a folder path"),
+    ("images", {"root": "d", "classes": ["a"], "masks": ["m"]}, "masks", r"must be a folder path"),
+    ("csv", {"path": "x.csv", "mask_column": 2}, "mask_column", r"must be a column name"),
+    ("csv", {"path": "x.csv", "mask_column": " "}, "mask_column", r"must be a column name"),
 ])
 def test_every_option_value_is_checked_at_config_check(fmt, options, key, message):
     with pytest.raises(ConfigError, match=rf"^datasets\.mine\.options\.{key}: .*{message}"):
@@ -79,6 +84,10 @@ def test_every_option_value_is_checked_at_config_check(fmt, options, key, messag
     ("images", {"root": "d"}, r"missing required option\(s\) \['classes'\]"),
     ("folder", {"root": "d", "clases": ["a"]}, r"unknown option\(s\) \['clases'\]; valid options: root, classes, "
                                                 r"subject_pattern"),
+    ("folder", {"root": "d", "mask": "m"}, r"unknown option\(s\) \['mask'\]; valid options: root, classes, "
+                                           r"subject_pattern, masks"),
+    ("csv", {"path": "x.csv", "masks": "m"}, r"unknown option\(s\) \['masks'\]; valid options: path, classes, "
+                                             r"mask_column"),
 ])
 def test_unknown_and_missing_options_name_the_valid_ones(fmt, options, message):
     with pytest.raises(ConfigError, match=rf"^datasets\.mine\.options.*{message}"):
@@ -89,6 +98,8 @@ def test_valid_values_pass_and_numbers_are_class_names():
     check_config(with_dataset("npz", {"path": "x.npz", "classes": [0, 1, 2]}))
     check_config(with_dataset("folder", {"root": "d", "subject_pattern": None}))
     check_config(with_dataset("folder", {"root": "d", "subject_pattern": ""}))
+    check_config(with_dataset("folder", {"root": "d", "masks": "m"}))
+    check_config(with_dataset("csv", {"path": "x.csv", "mask_column": "mask"}))
 
 
 def test_config_check_imports_no_adapter_pandas_or_pil():
@@ -100,13 +111,13 @@ def test_config_check_imports_no_adapter_pandas_or_pil():
         configs.append(cfg if "datasets" in cfg else deep_merge(default_config(), cfg))
     every_format = default_config()
     every_format["datasets"].update({
-        "f": {"format": "folder", "options": {"root": "d", "classes": ["a", "b"]}},
-        "i": {"format": "images", "options": {"root": "d", "classes": ["a"]}},
+        "f": {"format": "folder", "options": {"root": "d", "classes": ["a", "b"], "masks": "m"}},
+        "i": {"format": "images", "options": {"root": "d", "classes": ["a"], "masks": "m"}},
         "c": {"format": "fer2013_csv", "options": {"path": "fer.csv"}},
         "p": {"format": "ferplus",
               "options": {"fer2013_csv": "a.csv", "ferplus_csv": "b.csv", "label_mode": "plurality"}},
         "n": {"format": "npz", "options": {"path": "x.npz"}},
-        "u": {"format": "csv", "options": {"path": "x.csv"}},
+        "u": {"format": "csv", "options": {"path": "x.csv", "mask_column": "mask"}},
     })
     configs.append(every_format)
     code = (
@@ -114,6 +125,8 @@ def test_config_check_imports_no_adapter_pandas_or_pil():
         "from ferxai.config import check_config\n"
         "for cfg in json.loads(sys.stdin.read()):\n"
         "    check_config(cfg)\n"
+        "from ferxai.data.options import provides_masks\n"
+        "assert any(provides_masks(d['format'], d.get('options')) for d in cfg['datasets'].values())\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'PIL', 'torch')\n"
         "               or m.startswith('ferxai.data.adapters'))\n"
         "assert not heavy, f'config check imported {heavy}'\n"

@@ -103,8 +103,9 @@ def input_files(fmt: str, options: Mapping[str, Any]) -> dict[str, str]:
 def source_fingerprint(fmt: str, options: Mapping[str, Any]) -> str:
     """Fingerprint of what a dataset's adapter reads beyond its input files ("" for nothing).
 
-    Folder options: every file's name, size and mtime. The csv format: the same for every file
-    its CSV lists, so adding a missing image or replacing one reruns the manifest.
+    Folder options (image roots, mask folders): every file's name, size and mtime. The csv
+    format: the same for every file its CSV lists, and for every mask its ``mask_column`` lists,
+    so adding a missing image or mask, or replacing one, reruns the manifest.
     """
     parts = []
     for name in path_options(fmt, DIR):
@@ -112,4 +113,7 @@ def source_fingerprint(fmt: str, options: Mapping[str, Any]) -> str:
             parts.append(f"{name}={folder_fingerprint(options[name])}")
     if fmt == "csv" and isinstance(options.get("path"), str):
         parts.append(f"listed={listed_files_fingerprint(options['path'])}")
+        column = options.get("mask_column")
+        if isinstance(column, str) and column.strip():
+            parts.append(f"masks={listed_files_fingerprint(options['path'], column.strip())}")
     return ";".join(parts)

@@ -22,7 +22,8 @@ CKPLUS_SUBJECT_PATTERN = r"(?:^|/)(?P<subject>S\d{3})_\d{3}_\d+\.[^/]*$"
 
 # Value kinds. "file" and "dir" are paths the adapter reads: the workflow makes every one of them
 # an input of the manifest rule or part of its fingerprint, so a change to them reruns it.
-FILE, DIR, CLASSES, CHOICE, REGEX = "file", "dir", "classes", "choice", "regex"
+# "column" is the name of a column of the dataset's own table (a non-empty string).
+FILE, DIR, CLASSES, CHOICE, REGEX, COLUMN = "file", "dir", "classes", "choice", "regex", "column"
 
 
 class OptionError(ValueError):
@@ -47,20 +48,26 @@ class Option:
 
 
 _CLASSES = Option("classes", CLASSES)
+# Ground-truth masks (see ferxai.data.adapters.masks): a folder mirroring the image folder, or a
+# column of mask paths.
+_MASKS = Option("masks", DIR)
 
 FORMATS: dict[str, tuple[Option, ...]] = {
     # The workflow passes the generated folder; the user's options go to the generator
     # (ferxai.data.synthetic.SyntheticConfig), which checks them itself.
     "synthetic": (Option("root", DIR, required=True),),
     "folder": (Option("root", DIR, required=True), _CLASSES,
-               Option("subject_pattern", REGEX, default=CKPLUS_SUBJECT_PATTERN, group="subject")),
-    "images": (Option("root", DIR, required=True), Option("classes", CLASSES, required=True)),
+               Option("subject_pattern", REGEX, default=CKPLUS_SUBJECT_PATTERN, group="subject"), _MASKS),
+    "images": (Option("root", DIR, required=True), Option("classes", CLASSES, required=True), _MASKS),
     "fer2013_csv": (Option("path", FILE, required=True),),
     "ferplus": (Option("fer2013_csv", FILE, required=True), Option("ferplus_csv", FILE, required=True),
                 Option("label_mode", CHOICE, default="majority", choices=("majority", "plurality", "drop_ties"))),
     "npz": (Option("path", FILE, required=True), _CLASSES),
-    "csv": (Option("path", FILE, required=True), _CLASSES),
+    "csv": (Option("path", FILE, required=True), _CLASSES, Option("mask_column", COLUMN)),
 }
+
+# The option that gives a format's images ground-truth masks; synthetic datasets always have them.
+MASK_OPTIONS: dict[str, str] = {"folder": "masks", "images": "masks", "csv": "mask_column"}
 
 
 # Each format's adapter function, imported only when a manifest of that format is built.
@@ -94,6 +101,18 @@ def path_options(fmt: str, kind: str) -> list[str]:
     return [opt.name for opt in format_options(fmt) if opt.kind == kind]
 
 
+def provides_masks(fmt: str, options: Mapping[str, Any] | None) -> bool:
+    """Whether a dataset of format ``fmt`` with adapter ``options`` can have ground-truth masks,
+    from the config alone: synthetic always; folder and images with ``masks``; csv with
+    ``mask_column``; other formats never. Reads no file: which images do have a mask is known only
+    once the manifest is built (a mask may be missing for some images).
+    """
+    if fmt == "synthetic":
+        return True
+    value = (options or {}).get(MASK_OPTIONS.get(fmt, ""))
+    return isinstance(value, str) and bool(value.strip())
+
+
 def check_options(fmt: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """``options`` checked against ``fmt``'s description, as the adapter's keyword arguments.
 
@@ -122,6 +141,11 @@ def check_value(opt: Option, value: Any) -> Any:
             noun = "a file path" if opt.kind == FILE else "a folder path"
             raise OptionError(f"{what} must be {noun} (a non-empty string), got {value!r}", key=opt.name, value=True)
         return value
+    if opt.kind == COLUMN:
+        if not isinstance(value, str) or not value.strip():
+            raise OptionError(f"{what} must be a column name (a non-empty string), got {value!r}",
+                              key=opt.name, value=True)
+        return value.strip()
     if opt.kind == CLASSES:
         return class_names(value, what, opt.name)
     if opt.kind == CHOICE:
@@ -163,5 +187,6 @@ def compile_regex(value: Any, opt: Option) -> re.Pattern[str] | None:
     return pattern
 
 
-__all__ = ["CKPLUS_SUBJECT_PATTERN", "FORMATS", "Option", "OptionError", "check_options", "check_value",
-           "class_names", "compile_regex", "format_options", "option", "path_options"]
+__all__ = ["CKPLUS_SUBJECT_PATTERN", "FORMATS", "MASK_OPTIONS", "Option", "OptionError", "check_options",
+           "check_value", "class_names", "compile_regex", "format_options", "option", "path_options",
+           "provides_masks"]

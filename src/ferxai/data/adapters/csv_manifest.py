@@ -4,6 +4,8 @@ Columns: ``path``, ``label`` and optionally ``subject`` and ``split``. Relative 
 from the CSV's own folder, so the CSV and its images can move together. A path may also be a
 container reference (``file.csv#row=3``, ``file.npz#train_images[0]``). Rejects give the row
 number counted from 1, header excluded (row ``n`` is line ``n + 1``), as the FER2013 adapter does.
+Option ``mask_column`` names a column of ground-truth mask paths, taken from the CSV's folder too
+(empty cell: no mask); see ferxai.data.adapters.masks.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from ferxai.data.adapters import SPLIT_ALIASES, class_option, normalise_split
+from ferxai.data.adapters.masks import checked_mask
 from ferxai.data.images import load_image
 from ferxai.data.manifest import AdapterResult, ManifestError, pixel_fields
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "label")
 
 
-def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> AdapterResult:
+def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None,
+             mask_column: str | None = None) -> AdapterResult:
     """Manifest rows for the images a user CSV lists.
 
     Labels are class names or integer indices. With ``classes``, a label equal to a class name
@@ -29,10 +33,14 @@ def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
     rejected. Without ``classes``, all-integer labels give classes "0".."K-1", otherwise the
     sorted distinct labels are the classes. Missing or undecodable images, empty paths, unknown
     splits and repeated images are rejected with their row number; ids are the paths as written.
+    With ``mask_column`` (a column the CSV must have), rows get a ``mask`` column: the mask's path,
+    or "" for an empty cell or a mask that is missing, undecodable or of another size than its
+    image (those are rejects with the row number; the image is kept).
     """
     given = class_option(classes, "csv")
     csv_path = Path(path)
-    frame = _read(csv_path)
+    mask_column = mask_column.strip() if mask_column is not None else None
+    frame = _read(csv_path, (mask_column,) if mask_column else ())
     labels = [str(v).strip() for v in frame["label"]]
     class_list, index = _classes(labels, given, csv_path)
     result = AdapterResult(classes=class_list)
@@ -40,6 +48,7 @@ def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
     seen: dict[str, int] = {}
     subjects = frame["subject"].tolist() if "subject" in frame.columns else None
     splits = frame["split"].tolist() if "split" in frame.columns else None
+    masks = frame[mask_column].tolist() if mask_column else None
     for i, raw_path in enumerate(frame["path"].tolist()):
         row = i + 1
         written = raw_path.strip()
@@ -71,7 +80,7 @@ def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
         except (ValueError, OSError) as err:
             reject(f"cannot load {written}: {err}")
             continue
-        result.rows.append({
+        entry = {
             "id": written,
             "source": source,
             "label": label,
@@ -79,11 +88,16 @@ def read_csv(path: str | os.PathLike, classes: Sequence[str] | None = None) -> A
             "subject": subjects[i].strip() if subjects is not None else "",
             "source_split": split,
             **pixel_fields(pixels),
-        })
+        }
+        if masks is not None:
+            mask = masks[i].strip()
+            entry["mask"] = checked_mask(_resolve(mask, base), pixels.shape, f"image {written!r}", row,
+                                         result) if mask else ""
+        result.rows.append(entry)
     return result
 
 
-def _read(csv_path: Path) -> pd.DataFrame:
+def _read(csv_path: Path, extra_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     try:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except FileNotFoundError:
@@ -94,6 +108,10 @@ def _read(csv_path: Path) -> pd.DataFrame:
     for column in REQUIRED_COLUMNS:
         if column not in frame.columns:
             raise ManifestError(f"{csv_path}: missing required column {column!r} (columns: {list(frame.columns)})")
+    for column in extra_columns:
+        if column not in frame.columns:
+            raise ManifestError(f"{csv_path}: has no column {column!r}, which option 'mask_column' names "
+                                f"(columns: {list(frame.columns)})")
     return frame
 
 

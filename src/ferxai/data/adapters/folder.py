@@ -7,6 +7,9 @@ Layouts handled::
 
 The layout is split-organised when every top-level folder is a split name (train, val, valid,
 validation, test; any case). Images may sit any depth below their class folder.
+
+Option ``masks`` gives ground-truth masks from a folder laid out like ``root``
+(``<masks>/<rel>/<stem>.png`` for ``<root>/<rel>/<stem>.<ext>``); see ferxai.data.adapters.masks.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ferxai.data.adapters import class_option, normalise_split
+from ferxai.data.adapters.masks import MaskFolder
 from ferxai.data.images import IMAGE_EXTENSIONS, decode_image_file
 from ferxai.data.manifest import AdapterResult, ManifestError, pixel_fields
 from ferxai.data.options import CKPLUS_SUBJECT_PATTERN, OptionError, compile_regex, option
+
 # Folders that archivers add and that hold no real images (macOS resource forks).
 _JUNK_DIRS = {"__MACOSX"}
 
@@ -28,6 +33,7 @@ def read_folder(
     root: str | os.PathLike,
     classes: Sequence[str] | None = None,
     subject_pattern: str | None = CKPLUS_SUBJECT_PATTERN,
+    masks: str | os.PathLike | None = None,
 ) -> AdapterResult:
     """Manifest rows for every image under ``root``, labelled by its class folder.
 
@@ -36,7 +42,8 @@ def read_folder(
     relative to root ("/"-separated); None or "" leaves subjects empty. Ids are those relative
     paths. Undecodable or empty images, and images outside any class folder, are rejected; files
     that are not images by extension, hidden files and ``__MACOSX`` folders are listed in
-    ``dropped``.
+    ``dropped``. With ``masks``, rows get a ``mask`` column: the path of the image's mask, or ""
+    (see ferxai.data.adapters.masks for the layout and what a bad mask does).
     """
     class_list = class_option(classes, "folder")
     pattern = _compile_subject_pattern(subject_pattern)
@@ -44,10 +51,11 @@ def read_folder(
     if not root_path.is_dir():
         raise ManifestError(f"folder dataset: root {os.fspath(root)!r} is not a directory")
     split_dirs = _split_layout(root_path)
+    result = AdapterResult()
+    mask_folder = MaskFolder(masks, root_path, "folder", result) if masks is not None else None
 
     # (relative posix path, split, class folder or None when the file is not inside one)
     files: list[tuple[str, str, str | None]] = []
-    result = AdapterResult()
     for rel in _walk(root_path, result):
         parts = rel.split("/")
         split = ""
@@ -77,7 +85,7 @@ def read_folder(
             result.rejects.append({"source": source, "row": "", "reason": _short_reason(err, source)})
             continue
         match = pattern.search(rel) if pattern else None
-        result.rows.append({
+        row = {
             "id": rel,
             "source": source,
             "label": index[cls],
@@ -85,7 +93,12 @@ def read_folder(
             "subject": match["subject"] if match else "",
             "source_split": split,
             **pixel_fields(pixels),
-        })
+        }
+        if mask_folder is not None:
+            row["mask"] = mask_folder.mask_for(rel, pixels, result)
+        result.rows.append(row)
+    if mask_folder is not None:
+        mask_folder.report_unmatched([rel for rel, _, _ in files], result)
     return result
 
 
