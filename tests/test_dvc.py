@@ -22,13 +22,16 @@ import pytest
 import yaml
 
 from conftest import REPO
-from ferxai.stage_files import explain_targets, main, write_epoch_table
+from ferxai.stage_files import assess_targets, explain_targets, main, write_epoch_table
 from tinyflow import EXPLAIN_RULES, TINY, add_default_profile, add_library, make_workdir, planned_rules
 
 slow = pytest.mark.slow
 BIN = Path(sys.executable).parent
 EXP = "tiny_cnn"
-STAGES = {"data@tiny", f"train@{EXP}", f"evaluate@{EXP}", f"explain@{EXP}", "report"}
+STAGES = {"data@tiny", f"train@{EXP}", f"evaluate@{EXP}", f"explain@{EXP}", f"assess@{EXP}", "report"}
+# the tiny config with a scoring stage of one cheap metric
+SCORED = {**TINY, "assess": {"metrics": {"sparseness": {}}, "randomisation": {"images": 0}}}
+ASSESS_RULES = {"assess_complexity", "assess_scores"}
 SUMMARY = f"results/{EXP}/eval/test_summary.json"
 UP_TO_DATE = "Data and pipelines are up to date."
 
@@ -97,7 +100,7 @@ class Built:
 def built(tmp_path_factory) -> Built:
     """A git repository with the workflow, the library, dvc.yaml and the DVC set-up of this
     checkout, on the tiny configuration, after one `dvc repro` from scratch."""
-    repo = make_workdir(tmp_path_factory.mktemp("dvc") / "repo", json.loads(json.dumps(TINY)))
+    repo = make_workdir(tmp_path_factory.mktemp("dvc") / "repo", json.loads(json.dumps(SCORED)))
     add_default_profile(repo)
     add_library(repo)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile", ".dvc/config", ".dvc/.gitignore",
@@ -134,6 +137,8 @@ def test_repro_runs_every_stage_from_the_config(built):
     assert 0.0 <= summary["accuracy"] <= 1.0
     assert epochs_in_table(built.repo) == [1, 2]
     assert (built.repo / f"results/{EXP}/explain/store.zarr").is_dir()
+    scores = json.loads((built.repo / f"results/{EXP}/scores.json").read_text())
+    assert set(scores["clean"]["sparseness"]) == set(TINY["explain"]["methods"])
     assert (built.repo / "report.html").stat().st_size > 10_000
     # .gitignore already covers every DVC out; only the lock file is new to git.
     assert built.git_status.splitlines() == ["?? dvc.lock"]
@@ -153,6 +158,9 @@ def test_metrics_and_plots(built, tmp_path):
     shown = workspace["data"][SUMMARY]["data"]
     summary = json.loads((built.repo / SUMMARY).read_text())
     assert shown["accuracy"] == summary["accuracy"] and shown["macro_f1"] == summary["macro_f1"]
+    # every method's mean score, per condition and metric, comparable across experiments
+    scored = workspace["data"][f"results/{EXP}/scores.json"]["data"]
+    assert scored == json.loads((built.repo / f"results/{EXP}/scores.json").read_text())
 
     plots = json.loads(dvc(built.repo, "plots", "show", "--json"))["data"]
     curve = plots[f"results/{EXP}/model/train_log.csv"][0]
@@ -272,8 +280,8 @@ def test_experiment_with_a_changed_parameter_retrains(built, local_remote, tmp_p
     epochs = [run_["data"]["params"]["config/config.yaml"]["data"]["train"]["epochs"]
               for rev in exps for group in (rev.get("experiments") or []) for run_ in group["revs"]]
     assert 3 in epochs
-    # Only the explanations (not run by this experiment) are left for Snakemake.
-    assert planned_rules(fresh) <= EXPLAIN_RULES
+    # Only the explanations and their scores (not run by this experiment) are left for Snakemake.
+    assert planned_rules(fresh) <= EXPLAIN_RULES | ASSESS_RULES
 
 
 @slow
@@ -282,7 +290,7 @@ def test_stage_targets_cover_the_workflow_target(built):
     Snakemake has nothing left to build (the explain stage takes its targets from stage_files)."""
     out = run(built.repo, sys.executable, "-m", "snakemake", "-n", "--forcerun", "all", "--cores", "1")
     wanted = set(re.search(r"^rule all:\n    input: (.*)$", out, flags=re.M).group(1).split(", "))
-    staged = set(explain_targets(TINY, EXP))
+    staged = set(explain_targets(SCORED, EXP)) | set(assess_targets(SCORED, EXP))
     for stage in yaml.safe_load((built.repo / "dvc.lock").read_text())["stages"].values():
         for cmd in stage["cmd"] if isinstance(stage["cmd"], list) else [stage["cmd"]]:
             words = cmd.split()

@@ -1,9 +1,12 @@
-"""Two small helpers for the DVC pipeline (dvc.yaml) that runs the Snakemake workflow stage by stage.
+"""Small helpers for the DVC pipeline (dvc.yaml) that runs the Snakemake workflow stage by stage.
 
 ``explain-targets EXPERIMENT``: print the files the explain stage asks Snakemake for, i.e. the
 explanation part of the workflow's ``all`` target for one experiment (store.zarr, one grids
 folder per noise condition, one gallery per condition and method). DVC's templating cannot loop
 over the configured conditions and methods, so the stage's command gets them from here.
+
+``assess-targets EXPERIMENT``: likewise the scorecard's files (scores.csv, scores.json,
+metric_reliability.csv and the figures the configuration makes), which ask for every scoring job.
 
 ``epoch-table LOG CSV``: write the JSON-lines training log as a CSV table, one row per epoch,
 because ``dvc plots`` reads JSON, YAML, CSV and TSV but not JSON lines.
@@ -60,7 +63,7 @@ def assess_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
     if not explain.methods or not (assess.metrics or assess.randomisation.images > 0):
         return []
     root = f"results/{experiment}/assess"
-    return [f"{root}/scores.csv", f"{root}/metric_reliability.csv"] + [f"{root}/{f}.png" for f in assess_figures(config)]
+    return [f"{root}/scores.csv", f"results/{experiment}/scores.json", f"{root}/metric_reliability.csv"] + [f"{root}/{f}.png" for f in assess_figures(config)]
 
 
 def assess_figures(config: Mapping[str, Any]) -> list[str]:
@@ -98,12 +101,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = sub.add_parser("explain-targets", help="print one experiment's explanation targets")
     targets.add_argument("experiment")
     targets.add_argument("--config", default="config/config.yaml")
+    scored = sub.add_parser("assess-targets", help="print one experiment's scorecard targets")
+    scored.add_argument("experiment")
+    scored.add_argument("--config", default="config/config.yaml")
     table = sub.add_parser("epoch-table", help="write a training log (JSON lines) as CSV")
     table.add_argument("log")
     table.add_argument("csv")
     args = parser.parse_args(argv)
 
-    if args.command == "explain-targets":
+    if args.command == "assess-targets":
+        import yaml
+
+        with open(args.config, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+        try:
+            found = assess_targets(config, args.experiment)
+        except KeyError as err:
+            print(f"{args.config}: {err.args[0]}", file=sys.stderr)
+            return 1
+        if not found:
+            print(f"{args.config}: nothing to score (explain.methods, and assess.metrics or "
+                  "assess.randomisation.images)", file=sys.stderr)
+            return 1
+        print(" ".join(found))
+    elif args.command == "explain-targets":
         import yaml
 
         with open(args.config, encoding="utf-8") as handle:

@@ -142,6 +142,8 @@ rule assess_scores:
         preflight=preflight_files,
     output:
         scores="results/{experiment}/assess/scores.csv",
+        # the means for `dvc metrics` / `dvc exp show`, beside the folder DVC tracks as an out
+        scores_json="results/{experiment}/scores.json",
         reliability="results/{experiment}/assess/metric_reliability.csv",
         figures=[
             report(

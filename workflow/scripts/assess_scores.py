@@ -7,4 +7,5 @@ with log_to_file(snakemake.log[0]):
     write_scores(snakemake.params.root, snakemake.params.methods, snakemake.params.conditions,
                  snakemake.params.metrics, snakemake.params.randomisation,
                  dict(zip(snakemake.params.methods, snakemake.input.preflight)), snakemake.params.intervals,
-                 snakemake.output.scores, snakemake.output.reliability, snakemake.params.root)
+                 snakemake.output.scores, snakemake.output.reliability, snakemake.params.root,
+                 snakemake.output.scores_json)

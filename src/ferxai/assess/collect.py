@@ -22,6 +22,7 @@ from ferxai.assess import catalog
 from ferxai.assess.leaderboard import CONTROLS
 from ferxai.assess.files import (RANDOMISATION, ROBUSTNESS, ROBUSTNESS_SIMILARITIES, SIMILARITIES, column,
                                  per_image_file, read_table, write_per_image, write_table)
+from ferxai.atomic import write_text_atomic
 from ferxai.explain.collect import load_inputs
 from ferxai.explain.shard_files import load_shard
 
@@ -102,9 +103,11 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
                  metrics: Mapping[str, Mapping[str, Any]], randomisation: bool,
                  preflights: Mapping[str, str], intervals: Mapping[str, Any],
                  scores_csv: str | os.PathLike, reliability_csv: str | os.PathLike,
-                 figures: str | os.PathLike) -> None:
+                 figures: str | os.PathLike, scores_json: str | os.PathLike | None = None) -> None:
     """The scorecard: per (method, condition, metric) the mean over images with its bootstrap
-    interval and a tie-aware rank; per (condition, metric) the metric's reliability; figures."""
+    interval and a tie-aware rank; per (condition, metric) the metric's reliability; figures.
+    `scores_json`: the means as {condition: {metric: {method: mean}}}, the DVC metric (DVC reads
+    metrics from JSON, YAML or TOML, not CSV)."""
     from ferxai.assess.intervals import bootstrap_mean
     from ferxai.assess.leaderboard import better, rank_with_ties, reliability
 
@@ -154,6 +157,11 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
             rows.append((m, conditions[0], metric, "cost", float(value), float("nan"), float("nan"), 1, "lower", "",
                          m in CONTROLS, "ok", ""))
     write_table(scores_csv, SCORE_COLUMNS, rows)
+    if scores_json is not None:
+        tree: dict[str, dict[str, dict[str, float | None]]] = {}
+        for method, condition, metric, _, mean, *_ in rows:
+            tree.setdefault(condition, {}).setdefault(metric, {})[method] = None if np.isnan(mean) else round(mean, 6)
+        write_text_atomic(scores_json, json.dumps(tree, indent=1, sort_keys=True) + "\n")
     write_table(reliability_csv, ("metric", "condition", "family", "direction", "methods", "random_last",
                                   "random_rank", "edge_rank", "edge_beaten_by", "stability_tau"), reliability_rows)
     from ferxai.plots.assess import write_assess_figures
