@@ -15,6 +15,8 @@ from tinyflow import SNAKEMAKE, TINY, current_config, make_workdir, planned_jobs
 pytestmark = pytest.mark.slow
 
 METHODS = ["saliency", "gradcam", "random", "edge"]
+# a method that cannot run on this model: recorded as failed, not missing (explain.on_error: record)
+BROKEN = {"broken_cam": {"method": "gradcam", "target_layer": "features.no_such_block"}}
 CONDITIONS = ["clean", "gaussian-0.2"]
 METRICS = {"pointing_game": {"tolerance": 1}, "relevance_mass": {}, "deletion": {"steps": 4},
            "deletion_lerf": {"metric": "deletion", "steps": 4, "order": "least"}, "road": {"percentiles": [50]},
@@ -24,7 +26,7 @@ METRICS = {"pointing_game": {"tolerance": 1}, "relevance_mass": {}, "deletion": 
 def tiny_assess_config() -> dict:
     cfg = json.loads(json.dumps(TINY))
     cfg["train"]["epochs"] = 3
-    cfg["explain"]["methods"] = {m: {} for m in METHODS}
+    cfg["explain"]["methods"] = {**{m: {} for m in METHODS}, **BROKEN}
     cfg["explain"]["conditions"] = CONDITIONS
     cfg["assess"] = {"device": "cpu", "metrics": METRICS, "randomisation": {"images": 2},
                      "intervals": {"resamples": 200}}
@@ -69,6 +71,42 @@ def test_scorecard_has_every_method_condition_and_metric(scored):
         assert (assess / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_failed_method_is_in_the_scorecard_with_its_reason(scored):
+    results = scored / "results" / "tiny_cnn"
+    scores = [r for r in rows(results / "assess" / "scores.csv") if r["method"] == "broken_cam"]
+    assert scores and all(r["status"] == "failed" for r in scores)
+    assert all("no_such_block" in r["reason"] and r["rank"] == "" and r["mean"] == "" for r in scores)
+    assert {r["metric"] for r in scores} >= set(METRICS)
+    preflight = json.loads((results / "explain" / "preflight" / "broken_cam.json").read_text())
+    assert "no_such_block" in preflight["failed"]
+    assert (results / "explain" / "clean" / "broken_cam" / "gallery.png").read_bytes()[:4] == b"\x89PNG"
+    import zarr
+
+    store = zarr.open_group(str(results / "explain" / "store.zarr"), mode="r")
+    assert "no_such_block" in store["attributions/clean/broken_cam"].attrs["failed"]
+    # the other methods are ranked among themselves
+    assert all(r["rank"] for r in rows(results / "assess" / "scores.csv")
+               if r["method"] in METHODS and r["family"] not in ("cost",) and r["status"] == "ok")
+
+
+def test_masks_and_per_image_scores_are_in_zarr_beside_the_maps(scored):
+    import zarr
+
+    results = scored / "results" / "tiny_cnn"
+    inputs = np.load(results / "explain" / "inputs.npz")
+    store = zarr.open_group(str(results / "explain" / "store.zarr"), mode="r")
+    np.testing.assert_array_equal(store["masks"][:], inputs["masks"])
+    assert store["has_mask"][:].all() and inputs["masks"].any()
+    scores = zarr.open_group(str(results / "assess" / "scores.zarr"), mode="r")
+    methods = [str(m) for m in scores["methods"][:]]
+    assert [str(i) for i in scores["ids"][:]] == list(inputs["ids"])
+    for condition, metric, method in (("clean", "relevance_mass", "saliency"), ("gaussian-0.2", "deletion", "edge")):
+        want = [float(r["value"]) if r["value"] else np.nan
+                for r in rows(results / "assess" / condition / method / f"{metric}.csv")]
+        np.testing.assert_array_equal(scores[f"scores/{condition}/{metric}"][:, methods.index(method)], want)
+    assert scores["scores/clean/deletion"].attrs["direction"] == "lower"
+
+
 def test_randomisation_separates_the_model_from_a_control_that_ignores_it(scored):
     assess = scored / "results" / "tiny_cnn" / "assess" / "clean"
     edge = rows(assess / "edge" / "randomisation.csv")
@@ -95,7 +133,8 @@ def assess_rules_planned(workdir) -> tuple[set[str], list[tuple[str, str]]]:
 
 
 @pytest.mark.parametrize("change,expected", [
-    (lambda cfg: cfg["assess"]["metrics"]["deletion"].update(steps=6), {"assess_faithfulness", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["metrics"]["deletion"].update(steps=6),
+     {"assess_preflight", "assess_faithfulness", "assess_scores"}),  # the preflight is sized by the metrics
     (lambda cfg: cfg["assess"]["metrics"]["pointing_game"].update(tolerance=2), {"assess_localisation", "assess_scores"}),
     (lambda cfg: cfg["assess"]["metrics"].update(entropy={}), {"assess_complexity", "assess_scores"}),
     (lambda cfg: cfg["assess"]["randomisation"].update(images=3), {"assess_randomisation", "assess_scores"}),

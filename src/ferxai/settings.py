@@ -96,6 +96,10 @@ class ExplainSettings(Settings):
     preflight: PreflightSettings = field(default_factory=PreflightSettings)
     overlay: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of plots.attribution.overlay
     runner_layout: bool = False
+    # A method that raises while explaining: "record" writes its maps as NaN with the reason (the
+    # gallery, store and scorecard show it failed, and every other method goes on); "stop" fails
+    # the job as any error does.
+    on_error: str = "record"
     methods: Mapping[str, Any] = field(default_factory=dict)  # label -> parameters (explain.catalog)
 
     def selection(self) -> dict[str, Any]:
@@ -104,7 +108,7 @@ class ExplainSettings(Settings):
 
     def run(self) -> dict[str, Any]:
         """What every attribution job of a method depends on besides the method's own parameters."""
-        keys = ("target", "target_class", "output", "seed", "device", "shard_size", "preflight")
+        keys = ("target", "target_class", "output", "seed", "device", "shard_size", "preflight", "on_error")
         full = self.to_dict()
         return {key: full[key] for key in keys}
 

@@ -32,12 +32,18 @@ SCORE_COLUMNS = ("method", "condition", "metric", "family", "mean", "ci_low", "c
                  "rank", "control", "status", "reason")
 
 
-def _maps(path: str | os.PathLike, ids: Sequence[str], where: str) -> np.ndarray:
-    maps, got, _ = load_shard(path)
+def _maps(path: str | os.PathLike, ids: Sequence[str], where: str) -> tuple[np.ndarray, str | None]:
+    """A method's maps and, if it failed (ExplainSettings.on_error), why."""
+    maps, got, meta = load_shard(path)
     if list(got) != list(ids):
         raise ValueError(f"{where}: {path} holds other images than the explanation inputs "
                          f"({len(got)} maps, {len(ids)} inputs)")
-    return maps
+    return maps, meta.get("failed")
+
+
+def failure_reason(path: str | os.PathLike) -> str | None:
+    """Why the method of this attributions file failed, or None."""
+    return load_shard(path)[2].get("failed")
 
 
 def write_map_scores(inputs_npz: str | os.PathLike, attributions: Sequence[tuple[str, str, str]],
@@ -49,12 +55,14 @@ def write_map_scores(inputs_npz: str | os.PathLike, attributions: Sequence[tuple
     masks, has_mask = inputs.get("masks"), inputs.get("has_mask")
     functions = {label: catalog.load(spec["metric"]) for label, spec in metrics.items()}
     for condition, method, path in attributions:
-        maps = _maps(path, ids, f"{condition}/{method}")
+        maps, failed = _maps(path, ids, f"{condition}/{method}")
         for label, spec in metrics.items():
             where = f"method {method!r}, condition {condition!r}, metric {label!r}"
             needs = catalog.get(spec["metric"]).needs
             try:
-                if "masks" in needs:
+                if failed:
+                    values = np.full(len(ids), np.nan)
+                elif "masks" in needs:
                     if masks is None or masks.shape != maps.shape:
                         raise ValueError(f"{inputs_npz} has no masks of the maps' shape {maps.shape}")
                     values = np.where(has_mask, functions[label](maps, masks, **spec["params"]), np.nan)
@@ -75,8 +83,8 @@ def write_robustness(inputs_npz: str | os.PathLike, reference: Mapping[str, str]
     inputs = load_inputs(inputs_npz)
     ids, sets = inputs["ids"].tolist(), inputs["sets"].tolist()
     for condition, method, path in noisy:
-        clean = _maps(reference[method], ids, f"reference/{method}")
-        maps = _maps(path, ids, f"{condition}/{method}")
+        clean, _ = _maps(reference[method], ids, f"reference/{method}")
+        maps, _ = _maps(path, ids, f"{condition}/{method}")  # a failed method's NaN maps give NaN
         values = {"rank_correlation": rank_correlation(clean, maps), "top_k_iou": top_k_iou(clean, maps, top_k)}
         write_table(per_image_file(root, condition, method, ROBUSTNESS), ("id", "set", *ROBUSTNESS_SIMILARITIES),
                     [(i, s, *(float(values[k][n]) for k in ROBUSTNESS_SIMILARITIES))
@@ -101,13 +109,18 @@ def _randomisation_per_image(path: str | os.PathLike) -> tuple[dict[str, np.ndar
 
 def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
                  metrics: Mapping[str, Mapping[str, Any]], randomisation: bool,
-                 preflights: Mapping[str, str], intervals: Mapping[str, Any],
+                 preflights: Mapping[str, str], attributions: Mapping[tuple[str, str], str],
+                 intervals: Mapping[str, Any],
                  scores_csv: str | os.PathLike, reliability_csv: str | os.PathLike,
-                 figures: str | os.PathLike, scores_json: str | os.PathLike | None = None) -> None:
+                 figures: str | os.PathLike, scores_json: str | os.PathLike | None = None,
+                 scores_store: str | os.PathLike | None = None, summary_md: str | os.PathLike | None = None) -> None:
     """The scorecard: per (method, condition, metric) the mean over images with its bootstrap
     interval and a tie-aware rank; per (condition, metric) the metric's reliability; figures.
+    A method that failed (`attributions`' record, ExplainSettings.on_error) has its rows with
+    status "failed" and the reason, and no rank.
     `scores_json`: the means as {condition: {metric: {method: mean}}}, the DVC metric (DVC reads
-    metrics from JSON, YAML or TOML, not CSV)."""
+    metrics from JSON, YAML or TOML, not CSV). `scores_store`: every per-image value as zarr.
+    `summary_md`: the first condition's leaderboard and the metrics' reliability as Markdown."""
     from ferxai.assess.intervals import bootstrap_mean
     from ferxai.assess.leaderboard import better, rank_with_ties, reliability
 
@@ -134,14 +147,19 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
             per_image[condition, f"robustness_{name}"] = {
                 m: column(read_table(per_image_file(root, condition, m, ROBUSTNESS)), name) for m in methods}
 
+    failures = {key: reason for key, path in attributions.items() if (reason := failure_reason(path))}
     rows, reliability_rows = [], []
     for (condition, metric), values in per_image.items():
         family, direction = meta[metric]
+        failed = {m: failures.get((condition, m)) or failures.get((conditions[0], m)) for m in values}
+        values = {m: v for m, v in values.items() if not failed[m]}
         found = {m: bootstrap_mean(v, resamples=resamples, level=level, seed=seed) for m, v in values.items()}
         ranks = rank_with_ties(found, direction)
         for m, e in found.items():
             rows.append((m, condition, metric, family, e.mean, e.low, e.high, e.n, direction, ranks.get(m, ""),
                          m in CONTROLS, "ok" if e.n else "no values", ""))
+        rows += [(m, condition, metric, family, float("nan"), float("nan"), float("nan"), 0, direction, "",
+                  m in CONTROLS, "failed", reason) for m, reason in failed.items() if reason]
         r = reliability(values, direction, seed=seed)
         model_based = [m for m in ranks if m not in CONTROLS]
         # share of model-based methods the edge control (the image's structure, no model) loses to
@@ -154,9 +172,12 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
         record = json.loads(Path(preflights[m]).read_text())
         for metric, value in (("seconds_per_image", record["sec_per_image"]),
                               ("passes_per_image", record["passes_per_image"])):
+            reason = record.get("failed") or ""
             rows.append((m, conditions[0], metric, "cost", float(value), float("nan"), float("nan"), 1, "lower", "",
-                         m in CONTROLS, "ok", ""))
+                         m in CONTROLS, "failed" if reason else "ok", reason))
     write_table(scores_csv, SCORE_COLUMNS, rows)
+    if scores_store is not None:
+        _write_per_image_store(Path(scores_store), root, per_image, meta, failures, methods)
     if scores_json is not None:
         tree: dict[str, dict[str, dict[str, float | None]]] = {}
         for method, condition, metric, _, mean, *_ in rows:
@@ -164,10 +185,94 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
         write_text_atomic(scores_json, json.dumps(tree, indent=1, sort_keys=True) + "\n")
     write_table(reliability_csv, ("metric", "condition", "family", "direction", "methods", "random_last",
                                   "random_rank", "edge_rank", "edge_beaten_by", "stability_tau"), reliability_rows)
+    if summary_md is not None:
+        write_text_atomic(summary_md, markdown_summary(scores_csv, reliability_csv, conditions[0]))
     from ferxai.plots.assess import write_assess_figures
 
     write_assess_figures(scores_csv, curves, figures)
     log.info("scorecard: %d rows, %d metric reliabilities", len(rows), len(reliability_rows))
+
+
+def markdown_summary(scores_csv: str | os.PathLike, reliability_csv: str | os.PathLike, condition: str) -> str:
+    """The leaderboard of `condition` (mean and tie-aware rank per method and metric, controls
+    last and in italics) and every metric's reliability, as Markdown tables."""
+    scores = [r for r in read_table(scores_csv) if r["condition"] == condition and r["family"] != "cost"]
+    metrics = list(dict.fromkeys(r["metric"] for r in scores))
+    methods = list(dict.fromkeys(r["method"] for r in scores))
+    methods = [m for m in methods if m not in CONTROLS] + [m for m in methods if m in CONTROLS]
+    cell = {(r["method"], r["metric"]): r for r in scores}
+    arrow = {"higher": "↑", "lower": "↓"}
+    direction = {r["metric"]: r["direction"] for r in scores}
+
+    def shown(r: Mapping[str, str] | None) -> str:
+        if r is None:
+            return ""
+        if r["status"] == "failed":
+            return "failed"
+        if r["mean"] == "":
+            return "–"
+        return f"{float(r['mean']):.3g} ({r['rank']})"
+
+    lines = [f"Scores under condition `{condition}`: mean over images (rank; methods whose 95 % bootstrap "
+             "intervals overlap share a rank). Controls in italics. Intervals: `scores.csv`.", "",
+             "| method | " + " | ".join(f"{m} {arrow.get(direction[m], '')}" for m in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
+    for m in methods:
+        name = f"*{m}*" if m in CONTROLS else m
+        lines.append(f"| {name} | " + " | ".join(shown(cell.get((m, metric))) for metric in metrics) + " |")
+    failed = sorted({(r["method"], r["reason"]) for r in scores if r["status"] == "failed"})
+    if failed:
+        lines += ["", "Failed: " + "; ".join(f"{m} ({reason})" for m, reason in failed)]
+    lines += ["", "Reliability of each metric: does it put `random` below every model-based method with "
+              "separated intervals; where does it rank `edge` (image structure, no model) and what share "
+              "of model-based methods beat it; how stable is its ordering of methods under bootstrap "
+              "resampling of images (mean Kendall τ).", "",
+              "| metric | condition | random last | random rank | edge rank | edge beaten by | stability τ |",
+              "|---|---|---|---|---|---|---|"]
+    for r in read_table(reliability_csv):
+        beaten = f"{float(r['edge_beaten_by']):.0%}" if r["edge_beaten_by"] else ""
+        tau = f"{float(r['stability_tau']):.2f}" if r["stability_tau"] else ""
+        lines.append(f"| {r['metric']} | {r['condition']} | {r['random_last']} | {r['random_rank']} | "
+                     f"{r['edge_rank']} | {beaten} | {tau} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_per_image_store(path: Path, root: str, per_image: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+                           meta: Mapping[str, tuple[str, str]], failures: Mapping[tuple[str, str], str],
+                           methods: Sequence[str]) -> None:
+    """Every per-image score as zarr beside the experiment's store: scores/<condition>/<metric>
+    (sample, method) float64, on the store's sample axis (NaN where an image has no value, e.g.
+    outside the randomisation subset); attrs family, direction and failed methods."""
+    import shutil
+
+    import zarr
+
+    from ferxai.explain.store import consolidate, create_array, create_strings
+
+    ids = None
+    for (condition, metric), values in per_image.items():
+        if meta[metric][0] != "randomisation":
+            ids = read_table(per_image_file(root, condition, methods[0], metric))
+            ids = [r["id"] for r in ids]
+            break
+    if path.exists():
+        shutil.rmtree(path)
+    root = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
+    if ids is not None:
+        create_strings(root, "ids", ids, ("sample",))
+        create_strings(root, "methods", list(methods), ("method",))
+    for (condition, metric), values in per_image.items():
+        n = len(ids) if ids is not None else max(len(v) for v in values.values())
+        table = np.full((n, len(methods)), np.nan)
+        for j, m in enumerate(methods):
+            v = values.get(m)
+            if v is not None:
+                table[:len(v), j] = v  # the randomisation subset is the first images of the selection
+        family, direction = meta[metric]
+        create_array(root.require_group(f"scores/{condition}"), metric, table, ("sample", "method"), per_sample=False,
+                attrs={"family": family, "direction": direction,
+                       "failed": {m: r for (c, m), r in failures.items() if c == condition}})
+    consolidate(path)
 
 
 __all__ = ["SCORE_COLUMNS", "write_map_scores", "write_robustness", "write_scores"]

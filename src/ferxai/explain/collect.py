@@ -43,18 +43,23 @@ def gather(shards: Sequence[str | Path], inputs_npz: str | Path, out_npz: str | 
     """One method's shards in selection order; fails naming a missing or inconsistent shard."""
     ids = load_inputs(inputs_npz)["ids"].tolist()
     maps, got_ids, meta, arrays = gather_shards(shards, expected_ids=ids, with_arrays=True)
-    keep = {k: v for k, v in meta.items() if k not in ("shards", "start", "stop")}
+    keep = {k: v for k, v in meta.items() if k not in ("shards", "start", "stop", "failed")}
+    failed = next((s["failed"] for s in meta["shards"] if s.get("failed")), None)
+    if failed:
+        # one failed shard fails the method: its maps are not all there
+        maps = np.full_like(maps, np.nan)
+        keep["failed"] = failed
     save_shard(out_npz, maps, got_ids, {**keep, "start": 0, "total": len(got_ids)}, arrays=arrays)
 
 
 def write_store(inputs_npz: str | Path, gathered: Sequence[tuple[str, str, str | Path]], out_dir: str | Path) -> None:
-    """The experiment's zarr store: inputs, predictions, mean images and every method's maps."""
+    """The experiment's zarr store: inputs, predictions, masks, mean images and every method's maps."""
     inputs = load_inputs(inputs_npz)
     create_store(out_dir, images=inputs["images"], labels=inputs["labels"], predictions=inputs["predictions"],
                  probabilities=inputs["probabilities"], ids=inputs["ids"].tolist(), sets=inputs["sets"].tolist(),
                  class_names=inputs["class_names"].tolist(), mean_image=inputs["mean_image"],
-                 class_means=inputs["class_means"])
+                 class_means=inputs["class_means"], masks=inputs.get("masks"), has_mask=inputs.get("has_mask"))
     for condition, label, path in gathered:
         maps, _, meta = load_shard(path)
         write_attributions(out_dir, condition, label, maps, attrs={k: meta[k] for k in (
-            "method", "params", "signed", "library", "family", "output", "seed") if k in meta})
+            "method", "params", "signed", "library", "family", "output", "seed", "failed") if k in meta})

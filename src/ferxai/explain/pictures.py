@@ -49,6 +49,10 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
     images = inputs["images"].astype(np.float32) / 255.0
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if meta.get("failed"):
+        save_figure(failure_figure(label, meta["failed"]), gallery_png)
+        log.warning("%s failed (%s): no overlays, the gallery says so", label, meta["failed"])
+        return
     for image, attribution, image_id in zip(images, maps, ids):
         save_overlay_png(out_dir / f"{safe_name(image_id)}.png", overlay(image, attribution, signed, **kw), scale)
     # Three short lines per panel: set, true class, prediction (one long line overlaps neighbours).
@@ -59,11 +63,26 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
     log.info("%s: %d overlays, gallery %s", label, len(ids), gallery_png)
 
 
+def failure_figure(label: str, reason: str) -> "Figure":
+    """A gallery's stand-in for a method that failed: its name and why."""
+    import textwrap
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 1.6))
+    fig.text(0.5, 0.5, f"{label} failed\n" + textwrap.fill(reason, 90), ha="center", va="center", fontsize=8)
+    return fig
+
+
 def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | Path], settings: Mapping[str, Any],
                        out_dir: str | Path, runner_layout: bool = False) -> None:
     """`out_dir/<id>.png`: the input and every method's map; optionally the runner-script layout."""
     inputs = load_inputs(inputs_npz)
     loaded = {label: load_shard(path) for label, path in attributions.items()}
+    failed = sorted(label for label, (_, _, meta) in loaded.items() if meta.get("failed"))
+    if failed:
+        log.warning("left out of the grids, failed: %s", ", ".join(failed))
+        loaded = {label: found for label, found in loaded.items() if label not in failed}
     signed = {label: bool(meta.get("signed", False)) for label, (_, _, meta) in loaded.items()}
     kw, scale = _split_settings(settings)
     images = inputs["images"].astype(np.float32) / 255.0

@@ -166,6 +166,17 @@ class _Job:
                              min_seconds=pf.min_seconds, work_images=max(1, len(self.inputs["ids"])),
                              job_images=max(1, stop - start))
 
+    def failed_shard(self, condition: str, shard: int, reason: str, out_npz: str | Path) -> None:
+        """The shard of a method that could not explain these images: NaN maps and the reason,
+        so that everything downstream reports the method as failed instead of missing."""
+        start, stop = self.shard_range(shard)
+        h, w = self.inputs["images"].shape[-2:]
+        meta = {"start": start, "total": len(self.inputs["ids"]), "shard_size": self.settings.shard_size,
+                "method": self.spec["method"], "params": dict(self.spec.get("params", {})), "condition": condition,
+                "seed": self.settings.seed, "failed": reason}
+        save_shard(out_npz, np.full((stop - start, h, w), np.nan, np.float32), self.inputs["ids"][start:stop].tolist(),
+                   meta, arrays={"targets": self.targets[start:stop]})
+
     def shard(self, condition: str, shard: int, batch_size: int, out_npz: str | Path) -> None:
         """Attributions of one shard of the selected images under one noise condition."""
         seed = self.settings.seed
@@ -204,23 +215,49 @@ def _write_preflight(result: PreflightResult, spec: Mapping[str, Any], out_json:
 
 def write_preflight_and_shard(checkpoint: str | Path, inputs_npz: str | Path, spec: Mapping[str, Any],
                               settings: Mapping[str, Any] | ExplainSettings, condition: str,
-                              preflight_json: str | Path, shard_npz: str | Path) -> PreflightResult:
+                              preflight_json: str | Path, shard_npz: str | Path) -> PreflightResult | None:
     """The preflight and then shard 0 of `condition` in one process: the job that measures the
-    batch size also uses it, so a method's first shard pays for one start-up, not two."""
+    batch size also uses it, so a method's first shard pays for one start-up, not two. A method
+    that fails is recorded (preflight "failed": reason, NaN shard) and None returned, unless
+    `explain.on_error` is "stop"."""
     with gpu_slot():
         job = _Job(checkpoint, inputs_npz, spec, settings)
         started = time.perf_counter()
-        result = job.preflight()
-        seconds = time.perf_counter() - started
-        job.shard(condition, 0, result.batch_size, shard_npz)
+        try:
+            result = job.preflight()
+            seconds = time.perf_counter() - started
+            job.shard(condition, 0, result.batch_size, shard_npz)
+        except Exception as err:  # noqa: BLE001 - recorded as the method's failure, see ExplainSettings.on_error
+            reason = _failure(job, err)
+            job.failed_shard(condition, 0, reason, shard_npz)
+            record = {"method": spec["method"], "spec": dict(spec), "failed": reason, "batch_size": 1,
+                      "sec_per_image": float("nan"), "passes_per_image": float("nan")}
+            write_text_atomic(preflight_json, json.dumps(record, indent=1) + "\n")
+            return None
     _write_preflight(result, spec, preflight_json, seconds)
     return result
+
+
+def _failure(job: _Job, err: Exception) -> str:
+    """The reason a method failed, after logging it; re-raises unless failures are recorded."""
+    if job.settings.on_error != "record":
+        raise err
+    reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+    log.exception("%s failed; recorded as failed (explain.on_error: record): %s", job.spec["method"], reason)
+    return reason
 
 
 def write_shard(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: str | Path,
                 spec: Mapping[str, Any], settings: Mapping[str, Any] | ExplainSettings, condition: str,
                 shard: int, out_npz: str | Path) -> None:
     """Attributions of one shard of the selected images under one noise condition."""
-    batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
+    preflight = json.loads(Path(preflight_json).read_text())
     with gpu_slot():
-        _Job(checkpoint, inputs_npz, spec, settings).shard(condition, shard, batch_size, out_npz)
+        job = _Job(checkpoint, inputs_npz, spec, settings)
+        if preflight.get("failed"):
+            job.failed_shard(condition, shard, preflight["failed"], out_npz)
+            return
+        try:
+            job.shard(condition, shard, int(preflight["batch_size"]), out_npz)
+        except Exception as err:  # noqa: BLE001 - see ExplainSettings.on_error
+            job.failed_shard(condition, shard, _failure(job, err), out_npz)

@@ -123,12 +123,14 @@ def gather_shards(
         loaded.append((int(meta["start"]), str(p), maps, ids, meta))
     loaded.sort(key=lambda item: (item[0], item[1]))
     first_meta = loaded[0][4]
+    # a failed shard (ExplainSettings.on_error) records what was asked, not what a method ran
+    described = [item for item in loaded if not item[4].get("failed")]
     for key in CONSISTENT_KEYS:
-        values = {json.dumps(m.get(key), sort_keys=True) for *_, m in loaded if key in m}
-        present = [p for _, p, _, _, m in loaded if key in m]
-        if len(values) > 1 or (values and len(present) != len(loaded)):
+        values = {json.dumps(m.get(key), sort_keys=True) for *_, m in described if key in m}
+        present = [p for _, p, _, _, m in described if key in m]
+        if len(values) > 1 or (values and len(present) != len(described)):
             raise ShardError(f"shards disagree on {key!r}: " + "; ".join(
-                f"{p}: {m.get(key, '<missing>')!r}" for _, p, _, _, m in loaded))
+                f"{p}: {m.get(key, '<missing>')!r}" for _, p, _, _, m in described))
     total = int(first_meta["total"])
     shapes = {tuple(maps.shape[1:]) for _, _, maps, _, _ in loaded if len(maps)}
     if len(shapes) > 1:

@@ -14,7 +14,10 @@ import math
 def shard_runtime_minutes(sec_per_image: float, images: int, safety: float = 3.0, minimum: int = 2) -> int:
     """Cluster `runtime` (minutes) of a job explaining `images` images at the preflight's measured
     seconds per image, with `safety` x headroom for slower or busier nodes. Torch-free, so the
-    Snakefile can compute it without importing the method libraries."""
+    Snakefile can compute it without importing the method libraries. A method recorded as failed
+    has no measured time (NaN): its remaining jobs only write the record, so the minimum."""
+    if not math.isfinite(float(sec_per_image)):
+        return minimum
     return max(minimum, math.ceil(float(sec_per_image) * int(images) * safety / 60))
 
 

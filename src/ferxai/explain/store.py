@@ -11,6 +11,7 @@ zarr format 3, readable with plain `zarr.open_group(path)` and with
       predictions       (sample,)                int64 predicted class
       probabilities     (sample, class)          float32 softmax
       ids               (sample,)                str   image ids (may contain "/")
+      masks, has_mask   (sample, y, x), (sample,) bool ground-truth masks, where the data has them
       sets              (sample,)                str   e.g. "high_confidence;misclassified"
       class_names       (class,)                 str
       mean_image        (channel, y, x)          float32 in [0, 1], mean of the TRAIN split
@@ -73,7 +74,7 @@ def _strings(values: Iterable[Any]) -> list[str]:
     return [str(v) for v in values]
 
 
-def _consolidate(path: str | os.PathLike) -> None:
+def consolidate(path: str | os.PathLike) -> None:
     import zarr
 
     with warnings.catch_warnings():
@@ -95,7 +96,7 @@ def _per_sample_layout(shape: tuple[int, ...], itemsize: int) -> dict[str, Any]:
     return layout
 
 
-def _create(group: Any, name: str, data: np.ndarray, dims: Sequence[str], per_sample: bool,
+def create_array(group: Any, name: str, data: np.ndarray, dims: Sequence[str], per_sample: bool,
             attrs: Mapping[str, Any] | None = None) -> Any:
     data = np.ascontiguousarray(data)
     if per_sample and data.ndim >= 2:
@@ -111,7 +112,7 @@ def _create(group: Any, name: str, data: np.ndarray, dims: Sequence[str], per_sa
     return arr
 
 
-def _create_strings(group: Any, name: str, values: Sequence[str], dims: Sequence[str]) -> Any:
+def create_strings(group: Any, name: str, values: Sequence[str], dims: Sequence[str]) -> Any:
     values = _strings(values)
     chunks = (max(1, len(values)),)
     arr = None
@@ -146,8 +147,13 @@ def create_store(
     mean_image: np.ndarray,
     class_means: np.ndarray,
     attrs: Mapping[str, Any] | None = None,
+    masks: np.ndarray | None = None,
+    has_mask: np.ndarray | None = None,
 ) -> Any:
     """Write a new store at `path` (replacing one there) with everything but the attributions.
+
+    `masks` (N, H, W) bool with `has_mask` (N,) bool: each image's ground-truth mask at the
+    explained size, the one the localisation scores use (ferxai.explain.pipeline.ground_truth_masks).
 
     `images` (N, C, H, W) uint8 are kept as uint8, any other dtype is stored as float32 in [0, 1].
     `attrs` (JSON-serialisable: experiment, model, target...) go into the root attributes.
@@ -180,23 +186,33 @@ def create_store(
         if tuple(got) != want:
             raise ValueError(f"{name}: shape {tuple(got)}, expected {want} "
                              f"({n} images of {c}x{h}x{w}, {k} classes)")
+    if masks is not None:
+        masks = np.asarray(masks, dtype=bool)
+        has_mask = np.ones(n, dtype=bool) if has_mask is None else np.asarray(has_mask, dtype=bool).reshape(-1)
+        if masks.shape != (n, h, w) or has_mask.shape != (n,):
+            raise ValueError(f"masks: shape {masks.shape} (has_mask {has_mask.shape}), expected {(n, h, w)} "
+                             f"(and ({n},))")
     if len(set(ids)) != len(ids):
         raise ValueError("ids must be unique")
     if images.dtype != np.uint8:
         images = images.astype(np.float32)
 
     root = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
-    _create(root, "images", images, ("sample", "channel", "y", "x"), per_sample=True)
-    _create(root, "labels", labels, ("sample",), per_sample=False)
-    _create(root, "predictions", predictions, ("sample",), per_sample=False)
-    _create(root, "probabilities", probabilities, ("sample", "class"), per_sample=False)
-    _create_strings(root, "ids", ids, ("sample",))
-    _create_strings(root, "sets", sets, ("sample",))
-    _create_strings(root, "class_names", class_names, ("class",))
-    _create(root, "mean_image", mean_image, ("channel", "y", "x"), per_sample=False,
+    create_array(root, "images", images, ("sample", "channel", "y", "x"), per_sample=True)
+    create_array(root, "labels", labels, ("sample",), per_sample=False)
+    create_array(root, "predictions", predictions, ("sample",), per_sample=False)
+    create_array(root, "probabilities", probabilities, ("sample", "class"), per_sample=False)
+    create_strings(root, "ids", ids, ("sample",))
+    create_strings(root, "sets", sets, ("sample",))
+    create_strings(root, "class_names", class_names, ("class",))
+    create_array(root, "mean_image", mean_image, ("channel", "y", "x"), per_sample=False,
             attrs={"description": "mean of the train split, [0, 1]"})
-    _create(root, "class_mean_images", class_means, ("class", "channel", "y", "x"), per_sample=False,
+    create_array(root, "class_mean_images", class_means, ("class", "channel", "y", "x"), per_sample=False,
             attrs={"description": "per-class means of the train split, [0, 1]; NaN for a class without images"})
+    if masks is not None:
+        create_array(root, "masks", masks, ("sample", "y", "x"), per_sample=True,
+                attrs={"description": "ground-truth mask at the explained size; all False where has_mask is False"})
+        create_array(root, "has_mask", has_mask, ("sample",), per_sample=False)
     root.require_group("attributions")
     root.attrs.update(jsonable({
         **dict(attrs or {}),
@@ -207,7 +223,7 @@ def create_store(
         "versions": _versions(),
         "layout": "attributions/<condition>/<method>: (sample, y, x) float32",
     }))
-    _consolidate(path)
+    consolidate(path)
     return root
 
 
@@ -245,8 +261,8 @@ def write_attributions(
     attrs["versions"] = {**_versions(), **dict(attrs.get("versions") or {})}
     attrs.update(method=method, condition=condition)
     group = root.require_group("attributions").require_group(condition)
-    _create(group, method, maps, ("sample", "y", "x"), per_sample=True, attrs=attrs)
-    _consolidate(path)
+    create_array(group, method, maps, ("sample", "y", "x"), per_sample=True, attrs=attrs)
+    consolidate(path)
 
 
 def list_attributions(path: str | os.PathLike) -> list[tuple[str, str]]:
