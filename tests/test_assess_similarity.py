@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ferxai.assess.randomisation import cascade, parameterised_layers
+from ferxai.assess.randomisation import cascade, cascade_steps, parameterised_layers
 from ferxai.assess.similarity import rank_correlation, ssim, top_k_iou, top_k_mask
 
 RNG = np.random.default_rng(0)
@@ -57,13 +57,18 @@ def test_cascade_randomises_from_the_top_and_leaves_the_model_alone():
     model = build_model("fer_cnn", 7, 1, 16, widths=[4, 8, 8]).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     layers = [name for name, _ in parameterised_layers(model)]
+    plan = cascade_steps(model)
+    # weight layers from the output down, each with the norm layer that follows it
+    assert [name for name, _ in plan] == [n for n in layers[::-1] if ".bn" not in n]
+    assert plan[1] == ("features.block3.conv2", ["features.block3.bn2", "features.block3.conv2"])
+    assert sorted(n for _, names in plan for n in names) == sorted(layers)
     steps = list(cascade(model, seed=0))
-    assert [name for name, _ in steps] == layers[::-1]
+    assert [name for name, _ in steps] == [name for name, _ in plan]
     for k, (name, randomised) in enumerate(steps):
         changed = {n for n, m in parameterised_layers(randomised)
                    if any(not torch.equal(p, dict(model.named_parameters())[f"{n}.{pn}"])
                           for pn, p in m.named_parameters(recurse=False))}
-        assert changed == set(layers[::-1][:k + 1])
+        assert changed == {n for _, names in plan[:k + 1] for n in names}
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     again = dict(cascade(model, seed=0))[layers[0]]
     assert all(torch.equal(a, b) for a, b in zip(again.parameters(), steps[-1][1].parameters()))

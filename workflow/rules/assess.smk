@@ -53,11 +53,39 @@ if metrics_of("complexity"):
 
 if metrics_of("faithfulness"):
 
+    rule assess_preflight:
+        # The model's forward batch size, once per experiment: every faithfulness job runs it.
+        # Nothing here depends on the methods, so adding one reruns no other method's scores.
+        input:
+            model=model_checkpoint,
+            inputs="results/{experiment}/explain/inputs.npz",
+        output:
+            "results/{experiment}/assess/preflight.json",
+        params:
+            code=job_code("assess_preflight.py", model=True, metrics="faithfulness"),
+            metrics=metrics_of("faithfulness"),
+            assess=ASSESS.run(),
+            explain=explain_run_params,
+        log:
+            "logs/{experiment}/assess/preflight.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/preflight.tsv"
+        threads: rule_resource("explain", "threads", 2)
+        resources:
+            gpu=rule_resource("explain", "gpu", 1),
+            mem_mb=rule_resource("explain", "mem_mb", 4000),
+            runtime=rule_resource("explain", "runtime", 30),
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_preflight.py"
+
     rule assess_faithfulness:
         input:
             model=model_checkpoint,
             inputs="results/{experiment}/explain/inputs.npz",
             attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+            preflight="results/{experiment}/assess/preflight.json",
         output:
             per_method_outputs("faithfulness"),
         params:
@@ -140,11 +168,15 @@ rule assess_scores:
     input:
         scores=per_image_scores,
         preflight=preflight_files,
+        attributions=all_attribution_files,
     output:
         scores="results/{experiment}/assess/scores.csv",
         # the means for `dvc metrics` / `dvc exp show`, beside the folder DVC tracks as an out
         scores_json="results/{experiment}/scores.json",
         reliability="results/{experiment}/assess/metric_reliability.csv",
+        # every per-image score as zarr, on the sample axis of explain/store.zarr
+        store=directory("results/{experiment}/assess/scores.zarr"),
+        summary="results/{experiment}/assess/summary.md",
         figures=[
             report(
                 f"results/{{experiment}}/assess/{name}.png",
@@ -158,6 +190,7 @@ rule assess_scores:
         code=code_of("assess_scores.py"),
         methods=list(EXPLAIN_METHODS),
         conditions=CONDITIONS,
+        pairs=attribution_keys,
         metrics=ASSESS_METRICS,
         randomisation=randomisation_on(),
         intervals=ASSESS.intervals.to_dict(),

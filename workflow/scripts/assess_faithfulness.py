@@ -8,5 +8,5 @@ from ferxai.runlog import log_to_file
 with log_to_file(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     write_faithfulness(snakemake.input.model, snakemake.input.inputs, snakemake.input.attributions,
-                       snakemake.params.metrics, snakemake.params.assess, snakemake.params.explain,
+                       snakemake.input.preflight, snakemake.params.metrics, snakemake.params.assess, snakemake.params.explain,
                        snakemake.wildcards.condition, snakemake.wildcards.method, snakemake.params.root)

@@ -3,9 +3,9 @@ cascading-randomisation sanity check per method. The map-only families and the s
 `ferxai.assess.collect`.
 
 Both see the images exactly as the attribution jobs did (the same noise condition, seed and
-targets) and batch every model call; the faithfulness job sizes its batches with the methods'
-throughput preflight (`ferxai.explain.preflight`) measuring the model's forward pass, the
-randomisation job uses the method's own measured batch size.
+targets) and batch every model call: the faithfulness jobs with the forward batch size one job per
+experiment measures by the methods' throughput preflight (`ferxai.explain.preflight`), the
+randomisation job with the method's own measured batch size.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ferxai.assess import catalog
+from ferxai.atomic import write_text_atomic
 from ferxai.assess.files import RANDOMISATION, SIMILARITIES, per_image_file, write_per_image, write_table
 from ferxai.device import resolve_device
 from ferxai.explain.base import SoftmaxOutput
@@ -67,26 +68,60 @@ def _model(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Modul
     return model.to(device).eval(), meta
 
 
+def write_forward_preflight(checkpoint: str | Path, inputs_npz: str | Path, metrics: Mapping[str, Mapping[str, Any]],
+                            assess: Mapping[str, Any] | AssessSettings, explain: Mapping[str, Any] | ExplainSettings,
+                            out_json: str | Path) -> None:
+    """The model's fastest forward batch size within the memory budget, measured once per
+    experiment with the methods' preflight (every faithfulness job runs the same model), with a
+    search sized by the perturbed copies one faithfulness job evaluates."""
+    assess = AssessSettings.from_dict(assess)
+    explain = ExplainSettings.from_dict(explain)
+    device = resolve_device(assess.device)
+    inputs = load_inputs(inputs_npz)
+    with gpu_slot():
+        model, _ = _model(checkpoint, device)
+        forward = SoftmaxOutput(model) if assess.output == "softmax" else model
+        x = _images(inputs, "clean", explain.seed, device)
+        copies = sum(catalog.get(spec["metric"]).passes(spec["params"]) for spec in metrics.values()) * len(x)
+        record = {"batch_size": 1, "sec_per_copy": None, "device": str(device), "copies_per_job": copies}
+        if len(x):
+            pf = explain.preflight
+            targets = torch.zeros(len(x), dtype=torch.long, device=device)
+            result = run_preflight(lambda b: ForwardProbe(forward, b), x, targets, batch_sizes=pf.batch_sizes,
+                                   memory_budget_mb=pf.memory_budget_mb, min_seconds=pf.min_seconds,
+                                   work_images=max(1, copies), job_images=max(1, copies))
+            record.update(batch_size=result.batch_size, sec_per_copy=result.sec_per_image,
+                          candidates=[c.__dict__ for c in result.candidates])
+            log.info("forward batch size %d (%.3f ms per copy), %d perturbed copies per job",
+                     result.batch_size, 1000 * result.sec_per_image, copies)
+    write_text_atomic(out_json, json.dumps(record, indent=1) + "\n")
+
+
 def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, attributions_npz: str | Path,
-                       metrics: Mapping[str, Mapping[str, Any]], assess: Mapping[str, Any] | AssessSettings,
-                       explain: Mapping[str, Any] | ExplainSettings, condition: str, method: str, root: str) -> None:
+                       preflight_json: str | Path, metrics: Mapping[str, Mapping[str, Any]],
+                       assess: Mapping[str, Any] | AssessSettings, explain: Mapping[str, Any] | ExplainSettings,
+                       condition: str, method: str, root: str) -> None:
     """Every model-running metric in `metrics` for one method's maps under one condition, to
-    root/<condition>/<method>/<label>.csv."""
+    root/<condition>/<method>/<label>.csv, in batches of the measured forward batch size."""
     assess = AssessSettings.from_dict(assess)
     explain = ExplainSettings.from_dict(explain)
     device = resolve_device(assess.device)
     inputs = load_inputs(inputs_npz)
     ids, sets = inputs["ids"].tolist(), inputs["sets"].tolist()
-    maps, got, _ = load_shard(attributions_npz)
+    maps, got, meta = load_shard(attributions_npz)
     if list(got) != ids:
         raise ValueError(f"{attributions_npz}: other images than {inputs_npz}")
+    if meta.get("failed"):  # the method failed (ExplainSettings.on_error): nothing to score
+        for label in metrics:
+            write_per_image(per_image_file(root, condition, method, label), ids, sets, np.full(len(ids), np.nan))
+        return
     with gpu_slot():
         model, _ = _model(checkpoint, device)
         forward = SoftmaxOutput(model) if assess.output == "softmax" else model
         x = _images(inputs, condition, explain.seed, device)
         targets = torch.from_numpy(load_shard_arrays(attributions_npz)["targets"]).long().to(device)
         maps_t = torch.from_numpy(maps).to(device)
-        batch_size = _forward_batch_size(forward, x, targets, explain, metrics) if len(x) else 1
+        batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
         for label, spec in metrics.items():
             started = time.perf_counter()
             function = catalog.load(spec["metric"])
@@ -101,20 +136,6 @@ def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, attributi
             write_per_image(per_image_file(root, condition, method, label), ids, sets, values)
             log.info("%s %s %s: %d images in %.3f s (batch size %d)", method, condition, label, len(x),
                      time.perf_counter() - started, batch_size)
-
-
-def _forward_batch_size(forward: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor,
-                        explain: ExplainSettings, metrics: Mapping[str, Mapping[str, Any]]) -> int:
-    """The fastest forward batch within the memory budget, by the methods' preflight, with a
-    search sized by the perturbed copies the metrics will evaluate."""
-    pf = explain.preflight
-    copies = sum(catalog.get(spec["metric"]).passes(spec["params"]) for spec in metrics.values()) * len(x)
-    result = run_preflight(lambda b: ForwardProbe(forward, b), x, targets, batch_sizes=pf.batch_sizes,
-                           memory_budget_mb=pf.memory_budget_mb, min_seconds=pf.min_seconds,
-                           work_images=max(1, copies), job_images=max(1, copies))
-    log.info("forward batch size %d (%.3f ms per copy), %d perturbed copies to score", result.batch_size,
-             1000 * result.sec_per_image, copies)
-    return result.batch_size
 
 
 def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: str | Path,
@@ -134,8 +155,11 @@ def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, prefligh
     inputs = load_inputs(inputs_npz)
     count = min(settings.images, len(inputs["ids"]))
     ids, sets = inputs["ids"][:count].tolist(), inputs["sets"][:count].tolist()
-    batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
+    preflight = json.loads(Path(preflight_json).read_text())
+    batch_size = int(preflight["batch_size"])
     rows = []
+    if preflight.get("failed"):  # the method failed (ExplainSettings.on_error): no maps to compare
+        count = 0
     with gpu_slot():
         model, meta = _model(checkpoint, device)
         x = _images(inputs, condition, explain.seed, device, count)
@@ -163,4 +187,4 @@ def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, prefligh
     write_table(out_csv, ("id", "set", "step", "layer", *SIMILARITIES), rows)
 
 
-__all__ = ["ForwardProbe", "write_faithfulness", "write_randomisation"]
+__all__ = ["ForwardProbe", "write_faithfulness", "write_forward_preflight", "write_randomisation"]

@@ -2,7 +2,9 @@
 
 `cascade(model)` yields the model with its parameterised layers re-initialised one more at a time,
 from the output layer down to the input: step 1 randomises the classifier, the last step every
-layer. Each step is a copy (the given model is never changed), and a layer's new weights come from
+layer. A normalisation layer (batch, layer, group or instance norm) is randomised in the same step
+as the layer it normalises (the one registered just before it), as the paper's cascade goes
+over the network's weight layers; each step costs every method one recomputation of its maps. Each step is a copy (the given model is never changed), and a layer's new weights come from
 a generator seeded by `seed` and the layer's name, so a step is the same on every run and
 independent of how many steps are taken. A method whose maps stay similar as more layers are
 randomised (ferxai.assess.similarity) explains the input more than the model.
@@ -37,13 +39,32 @@ def _reinitialise(module: nn.Module, seed: int, name: str) -> None:
             param.copy_(fresh.to(param))
 
 
+NORMALISATION = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def cascade_steps(model: nn.Module) -> list[tuple[str, list[str]]]:
+    """(step name, layers it re-initialises), output side first: each weight layer with the
+    normalisation layers registered right after it."""
+    steps: list[tuple[str, list[str]]] = []
+    pending: list[str] = []
+    for name, module in reversed(parameterised_layers(model)):
+        pending.append(name)
+        if not isinstance(module, NORMALISATION):
+            steps.append((name, pending))
+            pending = []
+    if pending:  # normalisation layers before any weight layer (an input norm): a step of their own
+        steps.append((pending[-1], pending))
+    return steps
+
+
 def cascade(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn.Module]]:
-    """(layer name, copy of `model` with that layer and every layer after it re-initialised)."""
+    """(step name, copy of `model` with that step's layers and every layer after them re-initialised)."""
     randomised = copy.deepcopy(model).eval()
     modules = dict(randomised.named_modules())
-    for name, _ in reversed(parameterised_layers(model)):
-        _reinitialise(modules[name], seed, name)
-        yield name, copy.deepcopy(randomised)
+    for step, names in cascade_steps(model):
+        for name in names:
+            _reinitialise(modules[name], seed, name)
+        yield step, copy.deepcopy(randomised)
 
 
-__all__ = ["cascade", "parameterised_layers"]
+__all__ = ["NORMALISATION", "cascade", "cascade_steps", "parameterised_layers"]
