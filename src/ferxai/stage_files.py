@@ -60,7 +60,8 @@ def assess_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
 
     explain = ExplainSettings.from_dict(config.get("explain"))
     assess = AssessSettings.from_dict(config.get("assess"))
-    if not explain.methods or not (assess.metrics or assess.randomisation.images > 0):
+    # no `assess:` section, no scoring (a configuration written before the stage existed)
+    if "assess" not in config or not explain.methods or not (assess.metrics or assess.randomisation.images > 0):
         return []
     root = f"results/{experiment}/assess"
     return [f"{root}/scores.csv", f"results/{experiment}/scores.json", f"{root}/metric_reliability.csv"] + [f"{root}/{f}.png" for f in assess_figures(config)]

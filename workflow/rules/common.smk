@@ -292,7 +292,7 @@ def per_method_outputs(family):
 
 
 def randomisation_on():
-    return ASSESS.randomisation.images > 0
+    return "assess" in config and ASSESS.randomisation.images > 0
 
 
 def noisy_conditions():
