@@ -165,9 +165,13 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
         # share of model-based methods the edge control (the image's structure, no model) loses to
         edge_beaten = (sum(better(found[m], found["edge"], direction) for m in model_based) / len(model_based)
                        if "edge" in ranks and model_based else float("nan"))
+        # share of model-based methods that beat the random control (1: random is last)
+        random_beaten = (sum(better(found[m], found["random"], direction) for m in model_based) / len(model_based)
+                         if "random" in ranks and model_based else float("nan"))
         reliability_rows.append((metric, condition, family, direction, r.methods,
-                                 "" if r.random_last is None else r.random_last, ranks.get("random", ""),
-                                 "" if r.edge_rank is None else r.edge_rank, edge_beaten, r.stability))
+                                 "" if r.random_last is None else r.random_last, random_beaten,
+                                 ranks.get("random", ""), "" if r.edge_rank is None else r.edge_rank, edge_beaten,
+                                 r.stability))
     for m in methods:
         record = json.loads(Path(preflights[m]).read_text())
         for metric, value in (("seconds_per_image", record["sec_per_image"]),
@@ -184,7 +188,8 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
             tree.setdefault(condition, {}).setdefault(metric, {})[method] = None if np.isnan(mean) else round(mean, 6)
         write_text_atomic(scores_json, json.dumps(tree, indent=1, sort_keys=True) + "\n")
     write_table(reliability_csv, ("metric", "condition", "family", "direction", "methods", "random_last",
-                                  "random_rank", "edge_rank", "edge_beaten_by", "stability_tau"), reliability_rows)
+                                  "random_beaten_by", "random_rank", "edge_rank", "edge_beaten_by", "stability_tau"),
+                reliability_rows)
     if summary_md is not None:
         write_text_atomic(summary_md, markdown_summary(scores_csv, reliability_csv, conditions[0]))
     from ferxai.plots.assess import write_assess_figures
@@ -224,16 +229,20 @@ def markdown_summary(scores_csv: str | os.PathLike, reliability_csv: str | os.Pa
     if failed:
         lines += ["", "Failed: " + "; ".join(f"{m} ({reason})" for m, reason in failed)]
     lines += ["", "Reliability of each metric: does it put `random` below every model-based method with "
-              "separated intervals; where does it rank `edge` (image structure, no model) and what share "
-              "of model-based methods beat it; how stable is its ordering of methods under bootstrap "
-              "resampling of images (mean Kendall τ).", "",
-              "| metric | condition | random last | random rank | edge rank | edge beaten by | stability τ |",
-              "|---|---|---|---|---|---|---|"]
+              "separated intervals, and what share of them beat it; where does it rank `edge` (image "
+              "structure, no model) and what share beat that; how stable is its ordering of methods under "
+              "bootstrap resampling of images (mean Kendall τ).", "",
+              "| metric | condition | random last | methods beating random | random rank | edge rank | "
+              "methods beating edge | stability τ |",
+              "|---|---|---|---|---|---|---|---|"]
+
+    def share(text: str) -> str:
+        return f"{float(text):.0%}" if text else ""
+
     for r in read_table(reliability_csv):
-        beaten = f"{float(r['edge_beaten_by']):.0%}" if r["edge_beaten_by"] else ""
         tau = f"{float(r['stability_tau']):.2f}" if r["stability_tau"] else ""
-        lines.append(f"| {r['metric']} | {r['condition']} | {r['random_last']} | {r['random_rank']} | "
-                     f"{r['edge_rank']} | {beaten} | {tau} |")
+        lines.append(f"| {r['metric']} | {r['condition']} | {r['random_last']} | {share(r['random_beaten_by'])} | "
+                     f"{r['random_rank']} | {r['edge_rank']} | {share(r['edge_beaten_by'])} | {tau} |")
     return "\n".join(lines) + "\n"
 
 
