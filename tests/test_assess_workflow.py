@@ -20,7 +20,7 @@ BROKEN = {"broken_cam": {"method": "gradcam", "target_layer": "features.no_such_
 CONDITIONS = ["clean", "gaussian-0.2"]
 METRICS = {"pointing_game": {"tolerance": 1}, "relevance_mass": {}, "deletion": {"steps": 4},
            "deletion_lerf": {"metric": "deletion", "steps": 4, "order": "least"}, "road": {"percentiles": [50]},
-           "sparseness": {}}
+           "max_sensitivity": {"samples": 2, "max_images": 3}, "sparseness": {}}
 
 
 def tiny_assess_config() -> dict:
@@ -61,6 +61,8 @@ def test_scorecard_has_every_method_condition_and_metric(scored):
                 assert float(row[0]["mean"]) == pytest.approx(np.mean(values))
                 assert float(row[0]["ci_low"]) <= float(row[0]["mean"]) <= float(row[0]["ci_high"])
                 assert int(row[0]["n"]) == len(values) <= explained
+                if label == "max_sensitivity":  # recomputed maps: only the first images
+                    assert len(values) == 3
     directions = {r["metric"]: r["direction"] for r in scores}
     assert directions["deletion"] == "lower" and directions["deletion_lerf"] == "higher"
     assert {r["method"] for r in scores if r["control"] == "True"} == {"random", "edge"}
@@ -139,7 +141,9 @@ def assess_rules_planned(workdir) -> tuple[set[str], list[tuple[str, str]]]:
     (lambda cfg: cfg["assess"]["metrics"].update(entropy={}), {"assess_complexity", "assess_scores"}),
     (lambda cfg: cfg["assess"]["randomisation"].update(images=3), {"assess_randomisation", "assess_scores"}),
     (lambda cfg: cfg["assess"]["intervals"].update(resamples=300), {"assess_scores"}),
-], ids=["faithfulness-param", "localisation-param", "new-complexity-metric", "randomisation-subset", "intervals"])
+    (lambda cfg: cfg["assess"]["metrics"]["max_sensitivity"].update(radius=0.05), {"assess_sensitivity", "assess_scores"}),
+], ids=["faithfulness-param", "localisation-param", "new-complexity-metric", "randomisation-subset", "intervals",
+        "sensitivity-param"])
 def test_a_metric_change_reruns_only_its_family_and_the_scorecard(scored, change, expected):
     original = current_config(scored)
     cfg = current_config(scored)
@@ -161,8 +165,8 @@ def test_retuning_a_method_rescores_only_that_method(scored):
         jobs = planned_jobs(scored)
         per_method = [(rule, wc) for rule, wc in jobs if rule.startswith("assess_") and "method=" in wc]
         assert per_method and all("method=saliency" in wc for _, wc in per_method)
-        assert {"assess_faithfulness", "assess_randomisation", "assess_localisation", "assess_scores"} <= {
-            rule for rule, _ in jobs}
+        assert {"assess_faithfulness", "assess_sensitivity", "assess_randomisation", "assess_localisation",
+                "assess_scores"} <= {rule for rule, _ in jobs}
     finally:
         write_config(scored, original)
 

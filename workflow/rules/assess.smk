@@ -109,6 +109,38 @@ if metrics_of("faithfulness"):
             "../scripts/assess_faithfulness.py"
 
 
+if metrics_of("sensitivity"):
+
+    rule assess_sensitivity:
+        # Recomputes the method's maps for perturbed images (on the first images only).
+        input:
+            model=model_checkpoint,
+            inputs="results/{experiment}/explain/inputs.npz",
+            attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+            preflight="results/{experiment}/explain/preflight/{method}.json",
+        output:
+            per_method_outputs("sensitivity"),
+        params:
+            code=job_code("assess_sensitivity.py", method=True, model=True, metrics="sensitivity"),
+            method=method_spec,
+            metrics=metrics_of("sensitivity"),
+            explain=explain_run_params,
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/{condition}/{method}/sensitivity.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/{condition}/{method}/sensitivity.tsv"
+        threads: rule_resource("explain", "threads", 2)
+        resources:
+            gpu=rule_resource("explain", "gpu", 1),
+            mem_mb=rule_resource("explain", "mem_mb", 4000),
+            runtime=rule_resource("explain", "runtime", 30),
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_sensitivity.py"
+
+
 rule assess_randomisation:
     # Recomputes the method's maps for models with ever more layers re-initialised: the stage's
     # most expensive jobs, on the first assess.randomisation.images images only.

@@ -15,12 +15,13 @@ from typing import Any, Callable, Mapping
 from ferxai.explain.catalog import Bool, Choice, Float, Int, Param
 from ferxai.explain.params import ExplainerConfigError
 
-# Each family is one job per (experiment, condition, method) (faithfulness: it runs the model) or
-# one per experiment (the map-only families: their compute per method is milliseconds).
-FAMILIES: tuple[str, ...] = ("localisation", "faithfulness", "complexity")
+# Each family is one job per (experiment, condition, method) (faithfulness and sensitivity: they run
+# the model) or one per experiment (the map-only families: their compute per method is milliseconds).
+FAMILIES: tuple[str, ...] = ("localisation", "faithfulness", "sensitivity", "complexity")
 # what a metric needs besides the maps: ground-truth masks (localisation), the model with the
-# images and targets (faithfulness), nothing (complexity)
-NEEDS: tuple[str, ...] = ("masks", "model")
+# images and targets (faithfulness), the method itself to recompute maps (sensitivity), nothing
+# (complexity)
+NEEDS: tuple[str, ...] = ("masks", "model", "explainer")
 
 
 class MetricConfigError(ExplainerConfigError):
@@ -116,6 +117,9 @@ _ENTRIES: tuple[Metric, ...] = (
     Metric("infidelity", "faithfulness", f"{_M}.infidelity:infidelity", "lower", ("model",),
            {"noise": Float(0.1, 0.0, low_open=True), "samples": Int(16), "normalize": Bool(True),
             "seed": Int(0, low=0)},
+           passes=lambda p: p["samples"] + 1),
+    Metric("max_sensitivity", "sensitivity", f"{_M}.max_sensitivity:max_sensitivity", "lower", ("explainer",),
+           {"radius": Float(0.02, 0.0, low_open=True), "samples": Int(4), "max_images": Int(4), "seed": Int(0, low=0)},
            passes=lambda p: p["samples"] + 1),
     Metric("sparseness", "complexity", f"{_M}.sparseness:sparseness", "higher"),
     Metric("entropy", "complexity", f"{_M}.entropy:entropy", "lower"),

@@ -138,6 +138,43 @@ def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, attributi
                      time.perf_counter() - started, batch_size)
 
 
+def write_sensitivity(checkpoint: str | Path, inputs_npz: str | Path, attributions_npz: str | Path,
+                      preflight_json: str | Path, spec: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]],
+                      explain: Mapping[str, Any] | ExplainSettings, condition: str, method: str, root: str) -> None:
+    """Every metric of `metrics` that recomputes the method's maps (max-sensitivity), for one
+    method under one condition, with the method's own measured batch size."""
+    from ferxai.explain.pipeline import build_explainer
+
+    explain = ExplainSettings.from_dict(explain)
+    device = resolve_device(explain.device)
+    inputs = load_inputs(inputs_npz)
+    ids, sets = inputs["ids"].tolist(), inputs["sets"].tolist()
+    maps, _, meta = load_shard(attributions_npz)
+    preflight = json.loads(Path(preflight_json).read_text())
+    if meta.get("failed") or preflight.get("failed"):  # the method failed: nothing to score
+        for label in metrics:
+            write_per_image(per_image_file(root, condition, method, label), ids, sets, np.full(len(ids), np.nan))
+        return
+    batch_size = int(preflight["batch_size"])
+    with gpu_slot():
+        model, model_meta = _model(checkpoint, device)
+        x = _images(inputs, condition, explain.seed, device)
+        targets = torch.from_numpy(load_shard_arrays(attributions_npz)["targets"]).long().to(device)
+        explainer = build_explainer(model, model_meta, spec, explain, inputs, batch_size, device)
+        per_call = max(1, images_per_call(batch_size, explainer.model_inputs_per_image()))
+        for label, metric in metrics.items():
+            params = dict(metric["params"])
+            started = time.perf_counter()
+            torch.manual_seed(explain.seed)  # stochastic methods: the same draws for every map
+            # one call holds an image's perturbed copies too: as many images as fill a batch
+            values = catalog.load(metric["metric"])(
+                explainer.attribute, x, torch.from_numpy(maps).to(device), targets,
+                per_call=max(1, per_call // (params["samples"] + 1)), **params)
+            write_per_image(per_image_file(root, condition, method, label), ids, sets, values.numpy())
+            log.info("%s %s %s: %d images in %.2f s", method, condition, label,
+                     min(len(ids), params.get("max_images", len(ids))), time.perf_counter() - started)
+
+
 def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: str | Path,
                         spec: Mapping[str, Any], explain: Mapping[str, Any] | ExplainSettings,
                         settings: Mapping[str, Any] | RandomisationSettings, condition: str, method: str,
@@ -187,4 +224,5 @@ def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, prefligh
     write_table(out_csv, ("id", "set", "step", "layer", *SIMILARITIES), rows)
 
 
-__all__ = ["ForwardProbe", "write_faithfulness", "write_forward_preflight", "write_randomisation"]
+__all__ = ["ForwardProbe", "write_faithfulness", "write_forward_preflight", "write_randomisation",
+           "write_sensitivity"]
