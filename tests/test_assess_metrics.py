@@ -153,3 +153,20 @@ def test_bootstrap_is_reproducible_for_a_seed():
     values = RNG.random(50)
     assert bootstrap_mean(values, seed=3) == bootstrap_mean(values, seed=3)
     assert bootstrap_mean(values, seed=3) != bootstrap_mean(values, seed=4)
+
+
+def test_maps_of_the_wrong_shape_fail_naming_experiment_method_and_metric(tmp_path):
+    from ferxai.assess.collect import write_map_scores
+    from ferxai.explain.shard_files import save_shard
+
+    ids = ["a", "b"]
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, 2:4, 2:4] = True
+    np.savez(tmp_path / "inputs.npz", ids=np.array(ids), sets=np.array(["x", "x"]), masks=masks,
+             has_mask=np.ones(2, bool))
+    save_shard(tmp_path / "attributions.npz", np.ones((2, 6, 6), np.float32), ids, {"start": 0, "total": 2})
+    metrics = {"pointing_game": {"metric": "pointing_game", "params": {"tolerance": 0}}}
+    with pytest.raises(ValueError, match=r"results/exp_a/assess: method 'saliency', condition 'clean', "
+                                         r"metric 'pointing_game': maps \(2, 6, 6\) do not match the masks \(2, 8, 8\)"):
+        write_map_scores(tmp_path / "inputs.npz", [("clean", "saliency", str(tmp_path / "attributions.npz"))],
+                         metrics, "results/exp_a/assess")

@@ -57,14 +57,16 @@ def write_map_scores(inputs_npz: str | os.PathLike, attributions: Sequence[tuple
     for condition, method, path in attributions:
         maps, failed = _maps(path, ids, f"{condition}/{method}")
         for label, spec in metrics.items():
-            where = f"method {method!r}, condition {condition!r}, metric {label!r}"
+            where = f"{root}: method {method!r}, condition {condition!r}, metric {label!r}"
             needs = catalog.get(spec["metric"]).needs
             try:
                 if failed:
                     values = np.full(len(ids), np.nan)
                 elif "masks" in needs:
-                    if masks is None or masks.shape != maps.shape:
-                        raise ValueError(f"{inputs_npz} has no masks of the maps' shape {maps.shape}")
+                    if masks is None:
+                        raise ValueError(f"{inputs_npz} has no ground-truth masks")
+                    if masks.shape != maps.shape:
+                        raise ValueError(f"maps {maps.shape} do not match the masks {masks.shape} of {inputs_npz}")
                     values = np.where(has_mask, functions[label](maps, masks, **spec["params"]), np.nan)
                 else:
                     values = functions[label](maps, **spec["params"])

@@ -129,7 +129,8 @@ def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, attributi
                 try:
                     values = function(forward, x, maps_t, targets, batch_size=batch_size, **spec["params"])
                 except ValueError as err:
-                    raise ValueError(f"method {method!r}, condition {condition!r}, metric {label!r}: {err}") from None
+                    raise ValueError(f"{root}: method {method!r}, condition {condition!r}, metric {label!r}: "
+                                     f"{err}") from None
                 values = values.detach().cpu().numpy()
             else:
                 values = np.zeros(0)
