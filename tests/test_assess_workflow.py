@@ -109,6 +109,36 @@ def test_masks_and_per_image_scores_are_in_zarr_beside_the_maps(scored):
     assert scores["scores/clean/deletion"].attrs["direction"] == "lower"
 
 
+def test_shards_score_as_the_whole_selection_would(scored):
+    """The faithfulness and sensitivity jobs run per shard; every random draw is seeded by the
+    image's position in the selection, so the gathered scores equal one call on all images."""
+    import torch
+
+    from ferxai.assess import catalog
+    from ferxai.explain import make_explainer
+    from ferxai.explain.shard_files import load_shard, load_shard_arrays
+    from ferxai.models import load_checkpoint
+
+    results = scored / "results" / "tiny_cnn"
+    inputs = np.load(results / "explain" / "inputs.npz")
+    attributions = results / "explain" / "clean" / "saliency" / "attributions.npz"
+    maps, _, meta = load_shard(attributions)
+    assert len(list((results / "assess" / "clean" / "saliency" / "faithfulness").glob("shard-*.csv"))) >= 2
+    model, _ = load_checkpoint(results / "model" / "best.pt")
+    forward = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+    x = torch.from_numpy(inputs["images"]).float().div(255)
+    targets = torch.from_numpy(load_shard_arrays(attributions)["targets"]).long()
+    road = catalog.load("road")(forward, x, torch.from_numpy(maps), targets, batch_size=7, percentiles=[50])
+    want = [float(r["value"]) for r in rows(results / "assess" / "clean" / "saliency" / "road.csv")]
+    np.testing.assert_allclose(road.numpy(), want, rtol=1e-5, atol=1e-6)
+    explainer = make_explainer("saliency", model, arch="fer_cnn")
+    sensitivity = catalog.load("max_sensitivity")(explainer.attribute, x, torch.from_numpy(maps), targets,
+                                                  samples=2, max_images=3, per_call=2)
+    got = [float(r["value"]) if r["value"] else np.nan
+           for r in rows(results / "assess" / "clean" / "saliency" / "max_sensitivity.csv")]
+    np.testing.assert_allclose(sensitivity.numpy(), got, rtol=1e-5, atol=1e-6)
+
+
 def test_randomisation_separates_the_model_from_a_control_that_ignores_it(scored):
     assess = scored / "results" / "tiny_cnn" / "assess" / "clean"
     edge = rows(assess / "edge" / "randomisation.csv")
@@ -136,12 +166,12 @@ def assess_rules_planned(workdir) -> tuple[set[str], list[tuple[str, str]]]:
 
 @pytest.mark.parametrize("change,expected", [
     (lambda cfg: cfg["assess"]["metrics"]["deletion"].update(steps=6),
-     {"assess_preflight", "assess_faithfulness", "assess_scores"}),  # the preflight is sized by the metrics
+     {"assess_preflight", "assess_faithfulness", "assess_gather", "assess_scores"}),  # preflight: sized by them
     (lambda cfg: cfg["assess"]["metrics"]["pointing_game"].update(tolerance=2), {"assess_localisation", "assess_scores"}),
     (lambda cfg: cfg["assess"]["metrics"].update(entropy={}), {"assess_complexity", "assess_scores"}),
     (lambda cfg: cfg["assess"]["randomisation"].update(images=3), {"assess_randomisation", "assess_scores"}),
     (lambda cfg: cfg["assess"]["intervals"].update(resamples=300), {"assess_scores"}),
-    (lambda cfg: cfg["assess"]["metrics"]["max_sensitivity"].update(radius=0.05), {"assess_sensitivity", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["metrics"]["max_sensitivity"].update(radius=0.05), {"assess_sensitivity", "assess_gather", "assess_scores"}),
 ], ids=["faithfulness-param", "localisation-param", "new-complexity-metric", "randomisation-subset", "intervals",
         "sensitivity-param"])
 def test_a_metric_change_reruns_only_its_family_and_the_scorecard(scored, change, expected):

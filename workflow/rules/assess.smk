@@ -84,10 +84,10 @@ if metrics_of("faithfulness"):
         input:
             model=model_checkpoint,
             inputs="results/{experiment}/explain/inputs.npz",
-            attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+            shard="results/{experiment}/explain/{condition}/{method}/shard-{shard}.npz",
             preflight="results/{experiment}/assess/preflight.json",
         output:
-            per_method_outputs("faithfulness"),
+            shard_scores_file("results/{experiment}/assess", "{condition}", "{method}", "faithfulness", "{shard}"),
         params:
             code=job_code("assess_faithfulness.py", model=True, metrics="faithfulness"),
             metrics=metrics_of("faithfulness"),
@@ -95,9 +95,9 @@ if metrics_of("faithfulness"):
             explain=explain_run_params,
             root=assess_root,
         log:
-            "logs/{experiment}/assess/{condition}/{method}/faithfulness.log",
+            "logs/{experiment}/assess/{condition}/{method}/faithfulness-{shard}.log",
         benchmark:
-            "benchmarks/{experiment}/assess/{condition}/{method}/faithfulness.tsv"
+            "benchmarks/{experiment}/assess/{condition}/{method}/faithfulness-{shard}.tsv"
         threads: rule_resource("explain", "threads", 2)
         resources:
             gpu=rule_resource("explain", "gpu", 1),
@@ -116,20 +116,19 @@ if metrics_of("sensitivity"):
         input:
             model=model_checkpoint,
             inputs="results/{experiment}/explain/inputs.npz",
-            attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
+            shard="results/{experiment}/explain/{condition}/{method}/shard-{shard}.npz",
             preflight="results/{experiment}/explain/preflight/{method}.json",
         output:
-            per_method_outputs("sensitivity"),
+            shard_scores_file("results/{experiment}/assess", "{condition}", "{method}", "sensitivity", "{shard}"),
         params:
             code=job_code("assess_sensitivity.py", method=True, model=True, metrics="sensitivity"),
             method=method_spec,
             metrics=metrics_of("sensitivity"),
             explain=explain_run_params,
-            root=assess_root,
         log:
-            "logs/{experiment}/assess/{condition}/{method}/sensitivity.log",
+            "logs/{experiment}/assess/{condition}/{method}/sensitivity-{shard}.log",
         benchmark:
-            "benchmarks/{experiment}/assess/{condition}/{method}/sensitivity.tsv"
+            "benchmarks/{experiment}/assess/{condition}/{method}/sensitivity-{shard}.tsv"
         threads: rule_resource("explain", "threads", 2)
         resources:
             gpu=rule_resource("explain", "gpu", 1),
@@ -139,6 +138,31 @@ if metrics_of("sensitivity"):
             "../../envs/explain.yaml"
         script:
             "../scripts/assess_sensitivity.py"
+
+
+if any(metrics_of(family) for family in MODEL_FAMILIES):
+
+    rule assess_gather:
+        # The shard tables of the model-running families as per-image files, one per metric.
+        input:
+            inputs="results/{experiment}/explain/inputs.npz",
+            shards=family_shard_scores,
+        output:
+            gathered_outputs(),
+        params:
+            code=code_of("assess_gather.py"),
+            families={family: list(metrics_of(family)) for family in MODEL_FAMILIES if metrics_of(family)},
+            pairs=attribution_keys,
+            shards=lambda wc: shard_count(wc.experiment),
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/gather.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/gather.tsv"
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_gather.py"
 
 
 rule assess_randomisation:

@@ -18,7 +18,7 @@ if SRC not in sys.path:
 os.environ.setdefault("MPLCONFIGDIR", os.path.abspath(os.path.join(".snakemake", "matplotlib")))
 
 from ferxai.assess import catalog as metrics_catalog
-from ferxai.assess.files import RANDOMISATION, ROBUSTNESS, per_image_file
+from ferxai.assess.files import RANDOMISATION, ROBUSTNESS, per_image_file, shard_scores_file
 from ferxai.config import (
     ConfigError,
     assess_metrics,
@@ -285,10 +285,26 @@ def map_family_outputs(family):
             for c in CONDITIONS for m in EXPLAIN_METHODS for label in metrics_of(family)]
 
 
-def per_method_outputs(family):
-    """The per-image files one (condition, method) job of a model-running family writes."""
-    return [per_image_file("results/{experiment}/assess", "{condition}", "{method}", label)
-            for label in metrics_of(family)]
+MODEL_FAMILIES = ("faithfulness", "sensitivity")  # run the model: one job per (condition, method, shard)
+
+
+def shard_count(experiment):
+    from ferxai.explain.shards import num_shards
+
+    return num_shards(sample_count(experiment), EXPLAIN.shard_size)
+
+
+def family_shard_scores(wildcards):
+    """Every shard table of the model-running families, the gather job's inputs."""
+    root = assess_root(wildcards)
+    return [shard_scores_file(root, c, m, family, k) for family in MODEL_FAMILIES if metrics_of(family)
+            for c in CONDITIONS for m in EXPLAIN_METHODS for k in range(shard_count(wildcards.experiment))]
+
+
+def gathered_outputs():
+    """The per-image files the gather job writes from the model-running families' shards."""
+    return [per_image_file("results/{experiment}/assess", c, m, label) for family in MODEL_FAMILIES
+            for label in metrics_of(family) for c in CONDITIONS for m in EXPLAIN_METHODS]
 
 
 def randomisation_on():

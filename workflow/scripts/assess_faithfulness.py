@@ -1,4 +1,5 @@
-"""Rule assess_faithfulness: the model-running metrics of one method's maps under one condition."""
+"""Rule assess_faithfulness: the model-running metrics of one shard of one method's maps under one
+condition."""
 
 import torch
 
@@ -7,6 +8,7 @@ from ferxai.runlog import log_to_file
 
 with log_to_file(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    write_faithfulness(snakemake.input.model, snakemake.input.inputs, snakemake.input.attributions,
-                       snakemake.input.preflight, snakemake.params.metrics, snakemake.params.assess, snakemake.params.explain,
-                       snakemake.wildcards.condition, snakemake.wildcards.method, snakemake.params.root)
+    write_faithfulness(snakemake.input.model, snakemake.input.inputs, snakemake.input.shard,
+                       snakemake.input.preflight, snakemake.params.metrics, snakemake.params.assess,
+                       snakemake.params.explain, snakemake.wildcards.condition, snakemake.wildcards.method,
+                       snakemake.params.root, snakemake.output[0])

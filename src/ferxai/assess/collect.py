@@ -76,6 +76,23 @@ def write_map_scores(inputs_npz: str | os.PathLike, attributions: Sequence[tuple
     log.info("%d metrics of %d (condition, method) maps scored", len(metrics), len(attributions))
 
 
+def gather_shard_scores(shards: Mapping[tuple[str, str], Sequence[str]], labels: Sequence[str], root: str,
+                        inputs_npz: str | os.PathLike) -> None:
+    """The per-image files of the model-running families from their shard tables: for every
+    (condition, method), its shards' rows in selection order, one root/<condition>/<method>/<label>.csv
+    per metric label; fails naming a shard whose images are not the selection's."""
+    ids = load_inputs(inputs_npz)["ids"].tolist()
+    for (condition, method), paths in shards.items():
+        rows = [r for path in paths for r in read_table(path)]
+        got = [r["id"] for r in rows]
+        if got != ids:
+            raise ValueError(f"{root}: the score shards of method {method!r}, condition {condition!r} hold "
+                             f"{len(got)} images, not the selection's {len(ids)} in order ({', '.join(paths)})")
+        sets = [r["set"] for r in rows]
+        for label in labels:
+            write_per_image(per_image_file(root, condition, method, label), got, sets, column(rows, label))
+
+
 def write_robustness(inputs_npz: str | os.PathLike, reference: Mapping[str, str],
                      noisy: Sequence[tuple[str, str, str]], top_k: float, root: str) -> None:
     """Per (noise condition, method): agreement of its maps with the same method's maps under the
@@ -286,4 +303,4 @@ def _write_per_image_store(path: Path, root: str, per_image: Mapping[tuple[str, 
     consolidate(path)
 
 
-__all__ = ["SCORE_COLUMNS", "write_map_scores", "write_robustness", "write_scores"]
+__all__ = ["SCORE_COLUMNS", "gather_shard_scores", "write_map_scores", "write_robustness", "write_scores"]

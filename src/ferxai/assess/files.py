@@ -4,6 +4,8 @@ Stdlib only at import (numpy inside the functions that need it): the Snakefile n
 on every call.
 
     results/<experiment>/assess/<condition>/<method>/<metric>.csv     id, set, value
+    results/<experiment>/assess/<condition>/<method>/<family>/shard-<k>.csv
+                                   id, set, one column per metric (faithfulness, sensitivity: per shard)
     results/<experiment>/assess/<first condition>/<method>/randomisation.csv
                                    id, set, step, layer, rank_correlation, ssim, top_k_iou
     results/<experiment>/assess/<noise condition>/<method>/robustness.csv
@@ -30,6 +32,12 @@ ROBUSTNESS_SIMILARITIES = ("rank_correlation", "top_k_iou")
 def per_image_file(root: str, condition: str, method: str, name: str) -> str:
     """`name`: a metric label, "randomisation" or "robustness"."""
     return f"{root}/{condition}/{method}/{name}.csv"
+
+
+def shard_scores_file(root: str, condition: str, method: str, family: str, shard: int | str) -> str:
+    """One shard's scores of a model-running family (every metric of the family, one column each),
+    gathered into the per-image files by the experiment's gather job."""
+    return f"{root}/{condition}/{method}/{family}/shard-{shard}.csv"
 
 
 def _cell(value: Any) -> str:
@@ -71,4 +79,4 @@ def column(rows: Sequence[Mapping[str, str]], name: str) -> np.ndarray:
 
 
 __all__ = ["RANDOMISATION", "ROBUSTNESS", "ROBUSTNESS_SIMILARITIES", "SIMILARITIES", "column", "per_image_file",
-           "read_table", "write_per_image", "write_table"]
+           "read_table", "shard_scores_file", "write_per_image", "write_table"]

@@ -21,7 +21,7 @@ import torch
 
 from ferxai.assess import catalog
 from ferxai.atomic import write_text_atomic
-from ferxai.assess.files import RANDOMISATION, SIMILARITIES, per_image_file, write_per_image, write_table
+from ferxai.assess.files import SIMILARITIES, write_table
 from ferxai.device import resolve_device
 from ferxai.explain.base import SoftmaxOutput
 from ferxai.explain.collect import load_inputs
@@ -97,83 +97,105 @@ def write_forward_preflight(checkpoint: str | Path, inputs_npz: str | Path, metr
     write_text_atomic(out_json, json.dumps(record, indent=1) + "\n")
 
 
-def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, attributions_npz: str | Path,
+class _Shard:
+    """One shard of a method's maps with the images, targets and noise it was computed on."""
+
+    def __init__(self, inputs: Mapping[str, np.ndarray], shard_npz: str | Path, condition: str, seed: int,
+                 device: torch.device):
+        maps, ids, meta = load_shard(shard_npz)
+        self.start = int(meta["start"])
+        stop = self.start + len(ids)
+        if list(ids) != inputs["ids"][self.start:stop].tolist():
+            raise ValueError(f"{shard_npz}: other images than the explanation inputs at {self.start}..{stop - 1} "
+                             "(a shard of an older selection?)")
+        self.ids, self.sets = list(ids), inputs["sets"][self.start:stop].tolist()
+        self.failed = meta.get("failed")
+        self.maps = torch.from_numpy(maps).to(device)
+        self.targets = torch.from_numpy(load_shard_arrays(shard_npz)["targets"]).long().to(device)
+        x = torch.from_numpy(inputs["images"][self.start:stop]).float().div(255)
+        self.images = apply_noise(x, condition, seed, start=self.start).to(device)
+
+    def write(self, out_csv: str | Path, values: Mapping[str, np.ndarray]) -> None:
+        labels = list(values)
+        write_table(out_csv, ("id", "set", *labels),
+                    [(i, s, *(float(values[label][n]) for label in labels))
+                     for n, (i, s) in enumerate(zip(self.ids, self.sets))])
+
+    def nan(self, labels) -> dict[str, np.ndarray]:
+        return {label: np.full(len(self.ids), np.nan) for label in labels}
+
+
+def write_faithfulness(checkpoint: str | Path, inputs_npz: str | Path, shard_npz: str | Path,
                        preflight_json: str | Path, metrics: Mapping[str, Mapping[str, Any]],
                        assess: Mapping[str, Any] | AssessSettings, explain: Mapping[str, Any] | ExplainSettings,
-                       condition: str, method: str, root: str) -> None:
-    """Every model-running metric in `metrics` for one method's maps under one condition, to
-    root/<condition>/<method>/<label>.csv, in batches of the measured forward batch size."""
+                       condition: str, method: str, root: str, out_csv: str | Path) -> None:
+    """Every model-running metric in `metrics` for one shard of one method's maps under one
+    condition (a column each in `out_csv`), in batches of the measured forward batch size."""
     assess = AssessSettings.from_dict(assess)
     explain = ExplainSettings.from_dict(explain)
     device = resolve_device(assess.device)
-    inputs = load_inputs(inputs_npz)
-    ids, sets = inputs["ids"].tolist(), inputs["sets"].tolist()
-    maps, got, meta = load_shard(attributions_npz)
-    if list(got) != ids:
-        raise ValueError(f"{attributions_npz}: other images than {inputs_npz}")
-    if meta.get("failed"):  # the method failed (ExplainSettings.on_error): nothing to score
-        for label in metrics:
-            write_per_image(per_image_file(root, condition, method, label), ids, sets, np.full(len(ids), np.nan))
+    shard = _Shard(load_inputs(inputs_npz), shard_npz, condition, explain.seed, device)
+    if shard.failed or not shard.ids:  # the method failed (ExplainSettings.on_error): nothing to score
+        shard.write(out_csv, shard.nan(metrics))
         return
+    batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
+    values = {}
     with gpu_slot():
         model, _ = _model(checkpoint, device)
         forward = SoftmaxOutput(model) if assess.output == "softmax" else model
-        x = _images(inputs, condition, explain.seed, device)
-        targets = torch.from_numpy(load_shard_arrays(attributions_npz)["targets"]).long().to(device)
-        maps_t = torch.from_numpy(maps).to(device)
-        batch_size = int(json.loads(Path(preflight_json).read_text())["batch_size"])
         for label, spec in metrics.items():
             started = time.perf_counter()
-            function = catalog.load(spec["metric"])
-            if len(x):
-                try:
-                    values = function(forward, x, maps_t, targets, batch_size=batch_size, **spec["params"])
-                except ValueError as err:
-                    raise ValueError(f"{root}: method {method!r}, condition {condition!r}, metric {label!r}: "
-                                     f"{err}") from None
-                values = values.detach().cpu().numpy()
-            else:
-                values = np.zeros(0)
-            write_per_image(per_image_file(root, condition, method, label), ids, sets, values)
-            log.info("%s %s %s: %d images in %.3f s (batch size %d)", method, condition, label, len(x),
+            try:
+                found = catalog.load(spec["metric"])(forward, shard.images, shard.maps, shard.targets,
+                                                     batch_size=batch_size, offset=shard.start, **spec["params"])
+            except ValueError as err:
+                raise ValueError(f"{root}: method {method!r}, condition {condition!r}, metric {label!r}: "
+                                 f"{err}") from None
+            values[label] = found.detach().cpu().numpy()
+            log.info("%s %s %s: %d images in %.3f s (batch size %d)", method, condition, label, len(shard.ids),
                      time.perf_counter() - started, batch_size)
+    shard.write(out_csv, values)
 
 
-def write_sensitivity(checkpoint: str | Path, inputs_npz: str | Path, attributions_npz: str | Path,
+def write_sensitivity(checkpoint: str | Path, inputs_npz: str | Path, shard_npz: str | Path,
                       preflight_json: str | Path, spec: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]],
-                      explain: Mapping[str, Any] | ExplainSettings, condition: str, method: str, root: str) -> None:
+                      explain: Mapping[str, Any] | ExplainSettings, condition: str, method: str,
+                      out_csv: str | Path) -> None:
     """Every metric of `metrics` that recomputes the method's maps (max-sensitivity), for one
-    method under one condition, with the method's own measured batch size."""
+    shard of one method under one condition, with the method's own measured batch size; each
+    metric scores only the first `max_images` images of the selection."""
     from ferxai.explain.pipeline import build_explainer
 
     explain = ExplainSettings.from_dict(explain)
     device = resolve_device(explain.device)
     inputs = load_inputs(inputs_npz)
-    ids, sets = inputs["ids"].tolist(), inputs["sets"].tolist()
-    maps, _, meta = load_shard(attributions_npz)
+    shard = _Shard(inputs, shard_npz, condition, explain.seed, device)
     preflight = json.loads(Path(preflight_json).read_text())
-    if meta.get("failed") or preflight.get("failed"):  # the method failed: nothing to score
-        for label in metrics:
-            write_per_image(per_image_file(root, condition, method, label), ids, sets, np.full(len(ids), np.nan))
+    # images of this shard within each metric's first max_images
+    scored = {label: max(0, min(len(shard.ids), m["params"].get("max_images", len(shard.ids)) - shard.start))
+              for label, m in metrics.items()}
+    values = shard.nan(metrics)
+    if shard.failed or preflight.get("failed") or not any(scored.values()):
+        shard.write(out_csv, values)
         return
     batch_size = int(preflight["batch_size"])
     with gpu_slot():
         model, model_meta = _model(checkpoint, device)
-        x = _images(inputs, condition, explain.seed, device)
-        targets = torch.from_numpy(load_shard_arrays(attributions_npz)["targets"]).long().to(device)
         explainer = build_explainer(model, model_meta, spec, explain, inputs, batch_size, device)
         per_call = max(1, images_per_call(batch_size, explainer.model_inputs_per_image()))
         for label, metric in metrics.items():
-            params = dict(metric["params"])
+            if not scored[label]:
+                continue
+            params = {**metric["params"], "max_images": scored[label]}
             started = time.perf_counter()
             torch.manual_seed(explain.seed)  # stochastic methods: the same draws for every map
             # one call holds an image's perturbed copies too: as many images as fill a batch
-            values = catalog.load(metric["metric"])(
-                explainer.attribute, x, torch.from_numpy(maps).to(device), targets,
-                per_call=max(1, per_call // (params["samples"] + 1)), **params)
-            write_per_image(per_image_file(root, condition, method, label), ids, sets, values.numpy())
-            log.info("%s %s %s: %d images in %.2f s", method, condition, label,
-                     min(len(ids), params.get("max_images", len(ids))), time.perf_counter() - started)
+            values[label] = catalog.load(metric["metric"])(
+                explainer.attribute, shard.images, shard.maps, shard.targets,
+                per_call=max(1, per_call // (params["samples"] + 1)), offset=shard.start, **params).numpy()
+            log.info("%s %s %s: %d images in %.2f s", method, condition, label, scored[label],
+                     time.perf_counter() - started)
+    shard.write(out_csv, values)
 
 
 def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, preflight_json: str | Path,

@@ -4,7 +4,8 @@
 from the output layer down to the input: step 1 randomises the classifier, the last step every
 layer. A normalisation layer (batch, layer, group or instance norm) is randomised in the same step
 as the layer it normalises (the one registered just before it), as the paper's cascade goes
-over the network's weight layers; each step costs every method one recomputation of its maps. Each step is a copy (the given model is never changed), and a layer's new weights come from
+over the network's weight layers; each step costs every method one recomputation of its maps.
+Each step is a copy (the given model is never changed), and a layer's new weights come from
 a generator seeded by `seed` and the layer's name, so a step is the same on every run and
 independent of how many steps are taken. A method whose maps stay similar as more layers are
 randomised (ferxai.assess.similarity) explains the input more than the model.

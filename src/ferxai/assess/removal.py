@@ -72,7 +72,8 @@ def removal_curves(model: Callable[[torch.Tensor], torch.Tensor], images: torch.
     rank = torch.empty_like(ranking)
     rank.scatter_(1, ranking, torch.arange(pixels, device=ranking.device).expand(n, pixels))
     counts = torch.round(torch.linspace(0, pixels, steps + 1)).long().to(images.device)
-    start, end = (images, baseline_images(images, baseline)) if mode == "deletion" else (baseline_images(images, baseline), images)
+    removed = baseline_images(images, baseline)
+    start, end = (images, removed) if mode == "deletion" else (removed, images)
     count_of = counts.repeat(n)
     return blend_scores(model, start, end, targets, steps + 1,
                          lambda rows, idx: (rank[idx] < count_of[rows, None]).view(-1, 1, h, w), batch_size)

@@ -9,5 +9,7 @@ import torch
 from ferxai.assess.removal import area_under, removal_curves
 
 
-def deletion(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, **kwargs) -> torch.Tensor:
+def deletion(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, *, offset: int = 0,
+             **kwargs) -> torch.Tensor:
+    """`offset` (the first image's position in the selection) is unused: nothing here is random."""
     return area_under(removal_curves(model, images, maps, targets, mode="deletion", **kwargs))

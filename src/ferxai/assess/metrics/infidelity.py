@@ -3,7 +3,8 @@ between the map's dot product with a random input perturbation and the output ch
 perturbation causes. Perturbations are Gaussian noise of standard deviation `noise` (image units,
 [0, 1]); with `normalize` the map is optimally rescaled first (captum's option), so methods whose
 maps differ only in scale score alike. Lower is better. Each image's noise comes from a generator
-seeded by `seed` and the image's position: the same for every map, whatever the batch size.
+seeded by `seed` and the image's position in the selection (`offset`: the first image's): the same for
+every map, whatever the batch size or sharding.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 
 
 def infidelity(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, *, noise: float = 0.1,
-               samples: int = 16, normalize: bool = True, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
+               samples: int = 16, normalize: bool = True, seed: int = 0, batch_size: int = 64,
+               offset: int = 0) -> torch.Tensor:
     from captum.metrics import infidelity as captum_infidelity
 
     n, c, h, w = images.shape
@@ -21,7 +23,7 @@ def infidelity(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.T
     # each image's noise from its own generator (seed, position), so a score does not depend on how
     # many images go into one call
     noise_of = torch.stack([noise * torch.randn((samples, c, h, w), generator=torch.Generator().manual_seed(
-        seed * 1_000_003 + i)) for i in range(n)]) if n else torch.zeros(0, samples, c, h, w)
+        seed * 1_000_003 + offset + i)) for i in range(n)]) if n else torch.zeros(0, samples, c, h, w)
     chunk = {"start": 0}
 
     def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

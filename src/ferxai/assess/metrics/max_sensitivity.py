@@ -4,7 +4,8 @@ d drawn uniformly from the L-infinity ball of `radius` (image units, [0, 1]). Lo
 map that changes under noise the model does not notice explains the noise. Needs the method
 itself (the maps are recomputed), so it costs (1 + samples) attributions per image: only the
 first `max_images` explained images are scored. Each image's perturbations come from a generator
-seeded by `seed` and the image's position, the same for every method.
+seeded by `seed` and the image's position in the selection (`offset`: the first image's), the same
+for every method and however the images are sharded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 
 def max_sensitivity(explain: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor,
                     maps: torch.Tensor, targets: torch.Tensor, *, radius: float = 0.02, samples: int = 4,
-                    max_images: int | None = None, seed: int = 0, per_call: int = 1) -> torch.Tensor:
+                    max_images: int | None = None, seed: int = 0, per_call: int = 1,
+                    offset: int = 0) -> torch.Tensor:
     """(N,) values, NaN beyond the first `max_images` images. `explain(x, targets)` is the
     method's `attribute`; `per_call` images (with all their perturbed copies) go into one call."""
     from captum.metrics import sensitivity_max
@@ -31,7 +33,8 @@ def max_sensitivity(explain: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
         first = chunk["start"]
         # captum hands each image's copies consecutively (repeat_interleave)
         noise = torch.cat([torch.empty((samples, *x.shape[1:])).uniform_(
-            -perturb_radius, perturb_radius, generator=torch.Generator().manual_seed(seed * 1_000_003 + first + k))
+            -perturb_radius, perturb_radius,
+            generator=torch.Generator().manual_seed(seed * 1_000_003 + offset + first + k))
             for k in range(copies)]) if copies else torch.zeros_like(x)
         return x + noise.to(x)
 

@@ -7,8 +7,8 @@ Higher is better: removing what the map calls irrelevant changes little, removin
 relevant drops the output. NaN for a constant map (it orders nothing).
 
 `percentiles` keep pytorch-grad-cam's meaning and default (the threshold percentile, 10 ... 90).
-Imputation noise is drawn from a generator seeded by `seed` and the image's position, the same for
-every map.
+Imputation noise is drawn from a generator seeded by `seed` and the image's position in the
+selection (`offset` is the first image's), the same for every map and however the images are sharded.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ferxai.assess.imputation import impute
 
 def road(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, *,
          percentiles: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90), noise: float = 0.01,
-         seed: int = 0, batch_size: int = 64) -> torch.Tensor:
+         seed: int = 0, batch_size: int = 64, offset: int = 0) -> torch.Tensor:
     n, _, h, w = images.shape
     if tuple(maps.shape) != (n, h, w):
         raise ValueError(f"maps {tuple(maps.shape)} must be (N, H, W) = {(n, h, w)} for these images")
@@ -30,7 +30,7 @@ def road(model, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
     constant = relevance.max(axis=1) == relevance.min(axis=1)
     copies = []  # per image: MoRF at every percentile, then LeRF at every percentile
     for i in range(n):
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, offset + i])
         for order in (relevance[i], -relevance[i]):
             for p in percentiles:
                 removed = order >= np.percentile(order, p)
