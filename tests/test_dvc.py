@@ -324,6 +324,23 @@ def test_explain_targets_cli_refuses_to_print_nothing(tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_assess_targets_follow_the_configuration_and_refuse_to_print_nothing(tmp_path, capsys):
+    root = f"results/{EXP}/assess"
+    assert assess_targets(TINY, EXP) == []  # no assess section: no scoring
+    assert assess_targets(SCORED, EXP) == [f"{root}/scores.csv", f"results/{EXP}/scores.json",
+                                           f"{root}/metric_reliability.csv", f"{root}/leaderboard.png",
+                                           f"{root}/faithfulness_vs_cost.png"]
+    noisy = {**SCORED, "explain": {**TINY["explain"], "conditions": ["clean", "gaussian-0.1"]},
+             "assess": {"metrics": {}, "randomisation": {"images": 2}}}
+    assert assess_targets(noisy, EXP)[-2:] == [f"{root}/sanity_checks.png", f"{root}/robustness.png"]
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "scored.yaml").write_text(yaml.safe_dump(SCORED))
+    assert main(["assess-targets", EXP, "--config", str(tmp_path / "tiny.yaml")]) == 1
+    assert capsys.readouterr().out == ""
+    assert main(["assess-targets", EXP, "--config", str(tmp_path / "scored.yaml")]) == 0
+    assert capsys.readouterr().out.split() == assess_targets(SCORED, EXP)
+
+
 def test_epoch_table_has_one_row_per_logged_epoch(tmp_path):
     records = [{"epoch": e, "train_loss": 1.0 / e, "val_macro_f1": 0.1 * e} for e in (1, 2, 3)]
     log = tmp_path / "train_log.jsonl"

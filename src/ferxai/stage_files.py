@@ -96,6 +96,25 @@ def write_epoch_table(log: str | os.PathLike[str], out: str | os.PathLike[str]) 
     return out
 
 
+def _print_targets(args: argparse.Namespace, targets_of: Any, nothing: str) -> int:
+    """Print the experiment's targets on one line, or say why there are none and return 1
+    (printing nothing would make `snakemake $(...)` build the default target instead)."""
+    import yaml
+
+    with open(args.config, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle) or {}
+    try:
+        found = targets_of(config, args.experiment)
+    except KeyError as err:
+        print(f"{args.config}: {err.args[0]}", file=sys.stderr)
+        return 1
+    if not found:
+        print(f"{args.config}: {nothing}", file=sys.stderr)
+        return 1
+    print(" ".join(found))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ferxai.stage_files", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,37 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "assess-targets":
-        import yaml
-
-        with open(args.config, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
-        try:
-            found = assess_targets(config, args.experiment)
-        except KeyError as err:
-            print(f"{args.config}: {err.args[0]}", file=sys.stderr)
-            return 1
-        if not found:
-            print(f"{args.config}: nothing to score (explain.methods, and assess.metrics or "
-                  "assess.randomisation.images)", file=sys.stderr)
-            return 1
-        print(" ".join(found))
-    elif args.command == "explain-targets":
-        import yaml
-
-        with open(args.config, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
-        try:
-            found = explain_targets(config, args.experiment)
-        except KeyError as err:
-            print(f"{args.config}: {err.args[0]}", file=sys.stderr)
-            return 1
-        if not found:
-            # Printing nothing would make `snakemake $(...)` build the default target instead.
-            print(f"{args.config}: no explanation methods configured (explain.methods)", file=sys.stderr)
-            return 1
-        print(" ".join(found))
-    else:
-        write_epoch_table(args.log, args.csv)
+        return _print_targets(args, assess_targets, "nothing to score (explain.methods, and assess.metrics or "
+                                                    "assess.randomisation.images)")
+    if args.command == "explain-targets":
+        return _print_targets(args, explain_targets, "no explanation methods configured (explain.methods)")
+    write_epoch_table(args.log, args.csv)
     return 0
 
 
