@@ -12,7 +12,8 @@ Run after `make run` (or any `snakemake` run) in the same folder. For every rule
   attribution rules also the method's own module) and, for rules that run a model, loading the
   checkpoint, timed from outside the process (median of `--repeats`).
 Then the explanation stage's share of job time spent computing attributions: sum of compute over
-sum of wall of every explanation job (select_samples to method_grids).
+sum of wall of every explanation job (select_samples to method_grids). The scoring jobs
+(assess_*) are reported likewise, their compute being the metric calls each job logged.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 EXPLAIN_RULES = ("select_samples", "explain_inputs", "preflight", "attribute", "gather_attributions",
                  "explanation_store", "method_grids")
-MODEL_RULES = {"train", "evaluate", "explain_inputs", "preflight", "attribute", "import_checkpoint"}
-SCRIPT_OF = {"explanation_store": "explanation_store.py", "method_grids": "method_grids.py"}
+ASSESS_RULES = ("assess_localisation", "assess_complexity", "assess_preflight", "assess_faithfulness",
+                "assess_sensitivity", "assess_gather", "assess_randomisation", "assess_robustness", "assess_scores")
+MODEL_RULES = {"train", "evaluate", "explain_inputs", "preflight", "attribute", "import_checkpoint",
+               "assess_preflight", "assess_faithfulness", "assess_sensitivity", "assess_randomisation"}
+SCRIPT_OF = {"explanation_store": "explanation_store.py", "method_grids": "method_grids.py",
+             "assess_localisation": "assess_maps.py", "assess_complexity": "assess_maps.py"}
 
 
 def rule_of(path: Path, root: Path) -> tuple[str, dict[str, str]]:
@@ -42,6 +47,14 @@ def rule_of(path: Path, root: Path) -> tuple[str, dict[str, str]]:
     if parts[0] == "data":
         return parts[-1], {"dataset": parts[1]}
     experiment = parts[0]
+    if parts[1] == "assess":  # workflow/rules/assess.smk
+        if len(parts) == 3:
+            return f"assess_{parts[2]}", {"experiment": experiment}
+        if len(parts) == 4:
+            return "assess_randomisation", {"experiment": experiment, "method": parts[2]}
+        family, _, shard = parts[4].partition("-")
+        return f"assess_{family}", {"experiment": experiment, "condition": parts[2], "method": parts[3],
+                                    "shard": shard}
     if len(parts) == 2:
         return parts[1], {"experiment": experiment}
     if len(parts) == 3:
@@ -66,6 +79,12 @@ def wall_seconds(tsv: Path) -> float:
 def compute_seconds(workdir: Path, rule: str, wc: dict[str, str]) -> float | None:
     explain = workdir / "results" / wc.get("experiment", "") / "explain"
     logs = workdir / "logs" / wc.get("experiment", "") / "explain"
+    assess_logs = workdir / "logs" / wc.get("experiment", "") / "assess"
+    if rule in ("assess_faithfulness", "assess_sensitivity"):
+        family = rule.split("_", 1)[1]
+        return _logged_metrics(assess_logs / wc["condition"] / wc["method"] / f"{family}-{wc['shard']}.log")
+    if rule == "assess_randomisation":
+        return _logged_metrics(assess_logs / wc["method"] / "randomisation.log")
     if rule == "attribute":
         return _logged_compute(logs / wc["condition"] / wc["method"] / f"shard-{wc['shard']}.log")
     if rule == "preflight":
@@ -86,6 +105,17 @@ def _logged_compute(log: Path) -> float | None:
         return None
     found = COMPUTED.findall(log.read_text(errors="replace"))
     return float(found[-1]) if found else None
+
+
+METRIC_TIME = re.compile(r"(?:: \d+ images in|, \d+ steps, in) ([0-9.]+) s")
+
+
+def _logged_metrics(log: Path) -> float | None:
+    """Seconds of the metric calls a scoring job logged (ferxai.assess.pipeline), summed."""
+    if not log.exists():
+        return None
+    found = METRIC_TIME.findall(log.read_text(errors="replace"))
+    return sum(map(float, found)) if found else 0.0
 
 
 def script_imports(script: Path) -> list[str]:
@@ -156,11 +186,15 @@ def main() -> None:
                      "compute_median_s": statistics.median(computes) if computes else None,
                      "compute_total_s": sum(computes) if computes else None})
 
+    assess_rows = [r for r in rows if r["rule"] in ASSESS_RULES]
     explain_rows = [r for r in rows if r["rule"] in EXPLAIN_RULES]
     wall = sum(r["wall_total_s"] for r in explain_rows)
     compute = sum(r["compute_total_s"] or 0.0 for r in explain_rows)
     summary = {"explain_jobs": sum(r["jobs"] for r in explain_rows), "explain_wall_total_s": wall,
                "explain_compute_total_s": compute, "compute_share": compute / wall if wall else None,
+               "assess_jobs": sum(r["jobs"] for r in assess_rows),
+               "assess_wall_total_s": sum(r["wall_total_s"] for r in assess_rows),
+               "assess_compute_total_s": sum(r["compute_total_s"] or 0.0 for r in assess_rows),
                "jobs": sum(r["jobs"] for r in rows)}
 
     print("| rule | jobs | wall per job (median s) | fixed cost (s) | compute per job (median s) |")
@@ -171,6 +205,9 @@ def main() -> None:
         print(f"| {r['rule']} | {r['jobs']} | {r['wall_median_s']:.2f} | {fixed} | {comp} |")
     print(f"\nexplanation stage: {summary['explain_jobs']} jobs, {wall:.1f} s of job wall time, "
           f"{compute:.1f} s computing attributions ({100 * (summary['compute_share'] or 0):.0f} %)")
+    if assess_rows:
+        print(f"scoring stage: {summary['assess_jobs']} jobs, {summary['assess_wall_total_s']:.1f} s of job wall "
+              f"time, {summary['assess_compute_total_s']:.1f} s in metric calls")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=1) + "\n")
