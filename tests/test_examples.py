@@ -188,9 +188,13 @@ def layout_explain_full(work: Path) -> dict:
     return {}  # an overlay on the default (synthetic) config: nothing to lay out
 
 
+def layout_center_patch(work: Path) -> dict:
+    return {}  # an overlay adding a generated dataset: nothing to lay out
+
+
 LAYOUTS = {name[len("layout_"):]: fn for name, fn in globals().items() if name.startswith("layout_")}
 # Dry run only: the default synthetic dataset's 2,100 generated faces would not add anything here.
-OVERLAYS = {"explain_full"}
+OVERLAYS = {"explain_full", "center_patch"}
 
 
 def prepare(example: Path, work: Path) -> tuple[list[str], dict]:

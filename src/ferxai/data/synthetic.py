@@ -26,6 +26,7 @@ import numpy as np
 from ferxai.classes import FER2013_CLASSES
 
 INDEX_COLUMNS: tuple[str, ...] = ("id", "image", "mask", "label", "label_name")
+KINDS: tuple[str, ...] = ("faces", "center_patch")
 MIN_SIZE, MAX_SIZE = 24, 256
 
 
@@ -39,6 +40,10 @@ class SyntheticConfig:
     nuisance: float = 1.0
     occluder_prob: float = 0.1
     noise_sigma: float = 8.0  # gray levels at nuisance 1
+    # "faces", or "center_patch": the known-answer images of ferxai.data.center_patch (the class
+    # is a glyph of patch_size px in the centre), for testing explanations
+    kind: str = "faces"
+    patch_size: int = 8
     _counts: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +68,12 @@ class SyntheticConfig:
                 raise ValueError(f"synthetic option {name!r} must be >= 0, got {value}")
         if self.occluder_prob > 1:
             raise ValueError(f"synthetic option 'occluder_prob' must be <= 1, got {self.occluder_prob}")
+        if self.kind not in KINDS:
+            raise ValueError(f"synthetic option 'kind' must be one of {list(KINDS)}, got {self.kind!r}")
+        if isinstance(self.patch_size, bool) or not isinstance(self.patch_size, (int, np.integer)) \
+                or not 4 <= self.patch_size <= self.size // 3:
+            raise ValueError(f"synthetic option 'patch_size' must be an integer in [4, {self.size // 3}] "
+                             f"(a third of size {self.size}), got {self.patch_size!r}")
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> SyntheticConfig:
@@ -333,6 +344,10 @@ def _draw_occluder(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, cx: f
 def render_sample(config: SyntheticConfig, label: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Image `index` of class `label` under `config`, exactly as `generate` writes it."""
     rng = np.random.default_rng([config.seed, label, index])
+    if config.kind == "center_patch":
+        from ferxai.data.center_patch import render_center_patch
+
+        return render_center_patch(rng, label, config.size, config.patch_size, config.nuisance, config.noise_sigma)
     return render_face(rng, label, config.size, config.nuisance, config.occluder_prob, config.noise_sigma)
 
 
