@@ -108,7 +108,7 @@ def test_config_check_imports_no_adapter_pandas_or_pil():
     configs = []
     for example in EXAMPLES:
         cfg = yaml.safe_load(example.read_text())
-        configs.append(cfg if "datasets" in cfg else deep_merge(default_config(), cfg))
+        configs.append(cfg if "models" in cfg else deep_merge(default_config(), cfg))  # else an overlay
     every_format = default_config()
     every_format["datasets"].update({
         "f": {"format": "folder", "options": {"root": "d", "classes": ["a", "b"], "masks": "m"}},
