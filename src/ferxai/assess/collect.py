@@ -24,7 +24,7 @@ from ferxai.assess.files import (RANDOMISATION, ROBUSTNESS, ROBUSTNESS_SIMILARIT
                                  per_image_file, read_table, write_per_image, write_table)
 from ferxai.atomic import write_text_atomic
 from ferxai.explain.collect import load_inputs
-from ferxai.explain.shard_files import load_shard
+from ferxai.explain.shard_files import load_shard, load_shard_meta
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _maps(path: str | os.PathLike, ids: Sequence[str], where: str) -> tuple[np.n
 
 def failure_reason(path: str | os.PathLike) -> str | None:
     """Why the method of this attributions file failed, or None."""
-    return load_shard(path)[2].get("failed")
+    return load_shard_meta(path).get("failed")
 
 
 def write_map_scores(inputs_npz: str | os.PathLike, attributions: Sequence[tuple[str, str, str]],

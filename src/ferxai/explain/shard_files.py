@@ -87,6 +87,15 @@ def load_shard(path: str | os.PathLike) -> tuple[np.ndarray, list[str], dict[str
     return maps, ids, meta
 
 
+def load_shard_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The meta of a shard file alone (an npz member is read only when asked for: the maps stay
+    on disk)."""
+    with np.load(os.fspath(path), allow_pickle=False) as data:
+        if "meta" not in data.files:
+            raise ShardError(f"{path}: not a shard file (missing ['meta'])")
+        return json.loads(str(data["meta"]))
+
+
 def load_shard_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The extra per-image arrays saved with a shard (`save_shard(..., arrays=...)`)."""
     with np.load(os.fspath(path), allow_pickle=False) as data:
