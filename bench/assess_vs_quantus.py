@@ -32,6 +32,11 @@ of `--repeats`, torch.set_num_threads(`--threads`) on both sides, imports, model
 computation excluded. Quantus is called with batch_size 64 (its default: every image of a map set
 in one batch), ferxai with batch_size 64 (model inputs per call).
 
+Model floor: the ferxai side also times one forward pass of a batch of BATCH inputs (with the
+faithfulness jobs' channels-last weights and with the plain layout Quantus is handed); a metric's
+floor is its number of model inputs times that. Where both tools are near their floor, no speed-up
+beyond the ratio of the floors is possible at equal work.
+
 Convention alignment, for the value check (untimed runs besides the timed ones):
 * deletion / PixelFlipping: Quantus' curve has the K steps after removal (no unperturbed point)
   and its AUC is np.trapz with dx=1; ferxai's area includes the unperturbed point on a [0, 1]
@@ -148,6 +153,7 @@ def ferxai_side(args) -> None:
     from ferxai.assess.metrics.faithfulness_correlation import faithfulness_correlation
     from ferxai.assess.metrics.road import road
     from ferxai.assess.metrics.sparseness import sparseness
+    from ferxai.assess.pipeline import forward_layout
     from ferxai.assess.randomisation import cascade
     from ferxai.assess.removal import removal_curves
     from ferxai.assess.similarity import rank_correlation, ssim
@@ -177,7 +183,8 @@ def ferxai_side(args) -> None:
         targets = model(x).argmax(dim=1)
     maps = {m: make_explainer(m, model, arch="fer_cnn", output="logits", batch_size=n).attribute(x, targets).numpy()
             for m in METHODS}
-    forward = SoftmaxOutput(model).eval()
+    # the faithfulness jobs' forward: channels-last weights (ferxai.assess.pipeline.forward_layout)
+    forward = SoftmaxOutput(forward_layout(copy.deepcopy(model))).eval()
     pixels = x.shape[2] * x.shape[3]
     timings, values = {}, {}
 
@@ -259,6 +266,19 @@ def ferxai_side(args) -> None:
     t_ssim, _, _ = best_of(lambda: [ssim(original, s) for s in step_maps], args.repeats)
     timings["mprt_ssim_extra"] = {"best_s": t_ssim, "note": "ferxai's pipeline also computes SSIM per step; not in the mprt timing"}
 
+    # the model's own share: one forward per perturbed copy at the batch size both sides use, with
+    # ferxai's layout and with the plain one Quantus is handed; the metrics cannot beat inputs x this
+    plain = SoftmaxOutput(model).eval()
+    probe = torch.rand(BATCH, *x.shape[1:])
+    floor = {}
+    for name, fn in (("ferxai_layout", forward), ("plain_layout", plain)):
+        with torch.no_grad():
+            fn(probe)
+            floor[name] = best_of(lambda: fn(probe), max(5, args.repeats))[0] / BATCH
+    model_inputs = {"deletion": len(METHODS) * n * (DELETION_STEPS + 1),
+                    "faithfulness_correlation": len(METHODS) * n * (FC_SAMPLES + 1),
+                    "road": len(METHODS) * n * (2 * len(ROAD_PERCENTILES) + 1)}
+
     np.savez_compressed(work / "inputs.npz", x=x.numpy(), targets=targets.numpy(), labels=labels,
                         **{f"map_{m}": maps[m] for m in METHODS})
     np.savez_compressed(work / "ferxai_values.npz", **values)
@@ -266,6 +286,7 @@ def ferxai_side(args) -> None:
             "methods": list(METHODS), "accuracy_vs_labels": float((targets.numpy() == labels).mean()),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "repeats": args.repeats,
             "road_repeats": args.road_repeats, "mprt_layers": layers, "timings": timings, "machine": machine(),
+            "forward_s_per_input": floor, "model_inputs": model_inputs,
             "load_after_each_timing": LOADS, "date": time.strftime("%Y-%m-%d")}
     (work / "ferxai.json").write_text(json.dumps(info, indent=2))
     print(json.dumps({k: round(v["best_s"], 4) for k, v in timings.items()}, indent=2))
@@ -542,7 +563,10 @@ def compare(args) -> dict:
 
     def row(metric, label, images, diff, tol, note, quantus_metric=None):
         tf, tq = fi["timings"][metric]["best_s"], qi["timings"][quantus_metric or metric]["best_s"]
+        inputs = fi.get("model_inputs", {}).get(metric)
+        floor = {k: inputs * v for k, v in fi.get("forward_s_per_input", {}).items()} if inputs else {}
         rows.append({"metric": label, "images": images, "ferxai_s": tf, "quantus_s": tq, "speedup": tq / tf,
+                     "model_inputs": inputs, "model_floor_s": floor,
                      "agreement": diff, "tolerance": tol, "note": note})
 
     c = checks
@@ -567,10 +591,11 @@ def compare(args) -> dict:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(f"{'metric':45} {'images':>7} {'ferxai s':>9} {'Quantus s':>10} {'speed-up':>9}  agreement")
+    print(f"{'metric':45} {'images':>7} {'ferxai s':>9} {'Quantus s':>10} {'speed-up':>9} {'floor s':>8}  agreement")
     for r in rows:
-        print(f"{r['metric']:45} {r['images']:>7} {r['ferxai_s']:9.3f} {r['quantus_s']:10.3f} {r['speedup']:8.2f}×  "
-              f"{r['agreement']} (tol {r['tolerance']})")
+        floor = r["model_floor_s"].get("ferxai_layout")
+        print(f"{r['metric']:45} {r['images']:>7} {r['ferxai_s']:9.3f} {r['quantus_s']:10.3f} {r['speedup']:8.2f}× "
+              f"{'' if floor is None else f'{floor:8.3f}':>8}  {r['agreement']} (tol {r['tolerance']})")
     return result
 
 

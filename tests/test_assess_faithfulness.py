@@ -107,3 +107,24 @@ def test_faithfulness_correlation_of_the_exact_attribution_is_one():
     assert torch.isnan(faithfulness_correlation(model, x, torch.zeros(4, 6, 6), targets, **kw)).all()
     with pytest.raises(ValueError, match="subset"):
         faithfulness_correlation(model, x, exact, targets, subset=0)
+
+
+@pytest.mark.parametrize("arch, size", [("fer_cnn", 48), ("resnet18", 32)])
+def test_channels_last_forward_scores_as_the_default_layout(arch, size):
+    """The faithfulness jobs run the model with channels-last weights: same deletion scores."""
+    import copy
+
+    from ferxai.assess.pipeline import forward_layout
+    from ferxai.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=3, in_channels=1, input_size=size).eval()
+    fast = forward_layout(copy.deepcopy(model))
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+               and not p.is_contiguous() for p in fast.parameters())
+    x, maps = torch.rand(3, 1, size, size), torch.rand(3, size, size)
+    targets = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(deletion_auc(fast, x, maps, targets, steps=8, batch_size=5),
+                               deletion_auc(model, x, maps, targets, steps=8, batch_size=5), rtol=1e-4, atol=1e-5)
