@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ferxai.data.center_patch import CLASSES, _scaled, glyphs, render_center_patch
+from ferxai.data.center_patch import CLASSES, scaled_glyph, glyphs, render_center_patch
 from ferxai.data.synthetic import SyntheticConfig, generate, load_mask, render_sample
 
 
@@ -18,7 +18,7 @@ def test_glyphs_are_fixed_and_distinct():
 
 def test_the_mask_is_the_centre_square_and_the_centre_shows_the_class():
     config = SyntheticConfig.from_dict({"kind": "center_patch", "size": 48, "patch_size": 8, "seed": 3})
-    templates = np.stack([_scaled(g, 8).astype(float) - 0.5 for g in glyphs()]).reshape(CLASSES, -1)
+    templates = np.stack([scaled_glyph(g, 8).astype(float) - 0.5 for g in glyphs()]).reshape(CLASSES, -1)
     hits = 0
     for label in range(CLASSES):
         for index in range(10):

@@ -30,7 +30,7 @@ def glyphs() -> np.ndarray:
     return np.stack(chosen)
 
 
-def _scaled(glyph: np.ndarray, patch: int) -> np.ndarray:
+def scaled_glyph(glyph: np.ndarray, patch: int) -> np.ndarray:
     index = np.arange(patch) * GLYPH_CELLS // patch
     return glyph[np.ix_(index, index)]
 
@@ -59,11 +59,11 @@ def render_center_patch(rng: np.random.Generator, label: int, size: int = 48, pa
         if abs(int(y) - lo) < 2 * patch and abs(int(x) - lo) < 2 * patch:
             continue
         other = int(rng.integers(0, CLASSES))
-        img[y:y + patch, x:x + patch] += _CONTRAST * (_scaled(bank[other], patch) - 0.5)
+        img[y:y + patch, x:x + patch] += _CONTRAST * (scaled_glyph(bank[other], patch) - 0.5)
         placed += 1
-    img[lo:lo + patch, lo:lo + patch] += _CONTRAST * (_scaled(bank[label], patch) - 0.5)
+    img[lo:lo + patch, lo:lo + patch] += _CONTRAST * (scaled_glyph(bank[label], patch) - 0.5)
     img = img + noise_sigma * n * rng.standard_normal((size, size))
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
 
 
-__all__ = ["CLASSES", "glyphs", "render_center_patch"]
+__all__ = ["CLASSES", "glyphs", "render_center_patch", "scaled_glyph"]

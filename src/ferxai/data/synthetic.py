@@ -44,6 +44,13 @@ class SyntheticConfig:
     # is a glyph of patch_size px in the centre), for testing explanations
     kind: str = "faces"
     patch_size: int = 8
+    # a planted shortcut on the faces (ferxai.data.shortcut): "none", "matched" (the class's own
+    # mark) or "shuffled" (another class's), on a share `cue_probability` of the images
+    cue: str = "none"
+    cue_probability: float = 1.0
+    cue_size: int = 6
+    # what the written masks show: "features" (the class-defining facial features) or "cue" (the mark)
+    mask: str = "features"
     _counts: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +81,24 @@ class SyntheticConfig:
                 or not 4 <= self.patch_size <= self.size // 3:
             raise ValueError(f"synthetic option 'patch_size' must be an integer in [4, {self.size // 3}] "
                              f"(a third of size {self.size}), got {self.patch_size!r}")
+
+        from ferxai.data.shortcut import CUES
+
+        if self.cue not in CUES:
+            raise ValueError(f"synthetic option 'cue' must be one of {list(CUES)}, got {self.cue!r}")
+        if self.cue != "none" and self.kind != "faces":
+            raise ValueError(f"synthetic option 'cue' plants a mark beside the faces; kind {self.kind!r} has none")
+        value = self.cue_probability
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"synthetic option 'cue_probability' must be a number in [0, 1], got {value!r}")
+        if self.cue != "none" and (isinstance(self.cue_size, bool) or not isinstance(self.cue_size, (int, np.integer))
+                                   or not 4 <= self.cue_size <= self.size // 8):
+            raise ValueError(f"synthetic option 'cue_size' must be an integer in [4, {self.size // 8}] "
+                             f"(an eighth of size {self.size}: a corner away from the facial features), got {self.cue_size!r}")
+        if self.mask not in ("features", "cue"):
+            raise ValueError(f"synthetic option 'mask' must be 'features' or 'cue', got {self.mask!r}")
+        if self.mask == "cue" and self.cue == "none":
+            raise ValueError("synthetic option 'mask: cue' needs a cue (option 'cue': matched or shuffled)")
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> SyntheticConfig:
@@ -348,7 +373,15 @@ def render_sample(config: SyntheticConfig, label: int, index: int) -> tuple[np.n
         from ferxai.data.center_patch import render_center_patch
 
         return render_center_patch(rng, label, config.size, config.patch_size, config.nuisance, config.noise_sigma)
-    return render_face(rng, label, config.size, config.nuisance, config.occluder_prob, config.noise_sigma)
+    image, mask = render_face(rng, label, config.size, config.nuisance, config.occluder_prob, config.noise_sigma)
+    if config.cue == "none":
+        return image, mask
+    from ferxai.data.shortcut import CUE_STREAM, add_cue
+
+    cue_rng = np.random.default_rng([config.seed, label, index, CUE_STREAM])
+    image, cue_mask, _ = add_cue(cue_rng, image, label, config.cue, config.cue_probability, config.cue_size,
+                                 len(FER2013_CLASSES))
+    return image, (cue_mask if config.mask == "cue" else mask & ~cue_mask)
 
 
 def generate(out_dir: str | Path, config: SyntheticConfig | Mapping[str, Any] | None = None) -> None:
