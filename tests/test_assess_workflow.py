@@ -69,7 +69,7 @@ def test_scorecard_has_every_method_condition_and_metric(scored):
     assert {r["metric"] for r in scores if r["family"] == "cost"} == {"seconds_per_image", "passes_per_image"}
     reliability = rows(assess / "metric_reliability.csv")
     assert {(r["metric"], r["condition"]) for r in reliability} >= {(m, c) for m in METRICS for c in CONDITIONS}
-    for name in ("leaderboard", "faithfulness_vs_cost", "sanity_checks", "robustness"):
+    for name in ("leaderboard", "faithfulness_vs_cost", "sanity_checks", "robustness", "mask_zoom"):
         assert (assess / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -167,7 +167,8 @@ def assess_rules_planned(workdir) -> tuple[set[str], list[tuple[str, str]]]:
 @pytest.mark.parametrize("change,expected", [
     (lambda cfg: cfg["assess"]["metrics"]["deletion"].update(steps=6),
      {"assess_preflight", "assess_faithfulness", "assess_gather", "assess_scores"}),  # preflight: sized by them
-    (lambda cfg: cfg["assess"]["metrics"]["pointing_game"].update(tolerance=2), {"assess_localisation", "assess_scores"}),
+    (lambda cfg: cfg["assess"]["metrics"]["pointing_game"].update(tolerance=2),
+     {"assess_localisation", "assess_mask_zoom", "assess_scores"}),
     (lambda cfg: cfg["assess"]["metrics"].update(entropy={}), {"assess_complexity", "assess_scores"}),
     (lambda cfg: cfg["assess"]["randomisation"].update(images=3), {"assess_randomisation", "assess_scores"}),
     (lambda cfg: cfg["assess"]["intervals"].update(resamples=300), {"assess_scores"}),

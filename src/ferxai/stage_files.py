@@ -64,7 +64,12 @@ def assess_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
     if "assess" not in config or not explain.methods or not (assess.metrics or assess.randomisation.images > 0):
         return []
     root = f"results/{experiment}/assess"
-    return [f"{root}/scores.csv", f"results/{experiment}/scores.json", f"{root}/metric_reliability.csv"] + [f"{root}/{f}.png" for f in assess_figures(config)]
+    from ferxai.config import assess_metrics
+
+    zoom = [f"{root}/mask_zoom.png"] if any(spec["family"] == "localisation"
+                                            for spec in assess_metrics(config).values()) else []
+    return ([f"{root}/scores.csv", f"results/{experiment}/scores.json", f"{root}/metric_reliability.csv"]
+            + [f"{root}/{f}.png" for f in assess_figures(config)] + zoom)
 
 
 def assess_figures(config: Mapping[str, Any]) -> list[str]:

@@ -28,6 +28,37 @@ if metrics_of("localisation"):
             "../scripts/assess_maps.py"
 
 
+    rule assess_mask_zoom:
+        # one figure per experiment: every method's map of one image, whole and zoomed on its mask
+        input:
+            inputs="results/{experiment}/explain/inputs.npz",
+            attributions=reference_attributions,
+            scores=lambda wc: [per_image_file(assess_root(wc), CONDITIONS[0], m, label)
+                               for m in EXPLAIN_METHODS for label in metrics_of("localisation")],
+        output:
+            report(
+                "results/{experiment}/assess/mask_zoom.png",
+                caption="../report/assess_mask_zoom.rst",
+                category="Explanation scores",
+                subcategory="{experiment}",
+            ),
+        params:
+            code=code_of("assess_mask_zoom.py"),
+            methods=list(EXPLAIN_METHODS),
+            condition=CONDITIONS[0],
+            metrics=metrics_of("localisation"),
+            overlay=dict(EXPLAIN.overlay),
+            root=assess_root,
+        log:
+            "logs/{experiment}/assess/mask_zoom.log",
+        benchmark:
+            "benchmarks/{experiment}/assess/mask_zoom.tsv"
+        conda:
+            "../../envs/explain.yaml"
+        script:
+            "../scripts/assess_mask_zoom.py"
+
+
 if metrics_of("complexity"):
 
     rule assess_complexity:

@@ -217,6 +217,54 @@ def write_scores(root: str, methods: Sequence[str], conditions: Sequence[str],
     log.info("scorecard: %d rows, %d metric reliabilities", len(rows), len(reliability_rows))
 
 
+def write_mask_zoom(inputs_npz: str | os.PathLike, attributions: Mapping[str, str | os.PathLike], root: str,
+                    condition: str, metrics: Mapping[str, Mapping[str, Any]], overlay_settings: Mapping[str, Any],
+                    out_png: str | os.PathLike) -> None:
+    """mask_zoom.png (ferxai.plots.assess.plot_mask_zoom) for the first explained image that has a
+    mask and was classified right: every method's map (`attributions`: method -> file, under
+    `condition`) whole and zoomed on the mask, each noted with its share of relevance inside the
+    mask on that image and, over all images with masks, the mean share and how often its maximum
+    is inside (the `relevance_mass` and `pointing_game` metrics among `metrics`, when configured)."""
+    from ferxai.explain.pictures import image_titles, overlay_options
+    from ferxai.plots.assess import plot_mask_zoom
+    from ferxai.plots.evaluation import save_figure
+
+    inputs = load_inputs(inputs_npz)
+    ids = inputs["ids"].tolist()
+    masks, has_mask = inputs.get("masks"), inputs.get("has_mask")
+    if masks is None or has_mask is None or not np.asarray(has_mask).any():
+        raise ValueError(f"{inputs_npz}: no explained image has a ground-truth mask")
+    has_mask = np.asarray(has_mask, dtype=bool) & np.asarray(masks).reshape(len(ids), -1).any(axis=1)
+    right = has_mask & (inputs["labels"] == inputs["predictions"])
+    shown = int(np.flatnonzero(right if right.any() else has_mask)[0])
+    by_metric = {name: next((label for label, spec in metrics.items() if spec["metric"] == name), None)
+                 for name in ("relevance_mass", "pointing_game")}
+    maps, signed, notes = {}, {}, {}
+    for method, path in attributions.items():
+        found, failed = _maps(path, ids, f"{condition}/{method}")
+        meta = load_shard_meta(path)
+        signed[method] = bool(meta.get("signed", False))
+        if failed:
+            maps[method], notes[method] = None, "failed: " + str(failed)[:60]
+            continue
+        maps[method] = found[shown]
+        lines = []
+        mass_label, hit_label = by_metric["relevance_mass"], by_metric["pointing_game"]
+        if mass_label:
+            mass = column(read_table(per_image_file(root, condition, method, mass_label)), "value")
+            lines.append(f"mass {mass[shown]:.2f} (mean {np.nanmean(mass):.2f})")
+        if hit_label:
+            hits = column(read_table(per_image_file(root, condition, method, hit_label)), "value")
+            lines.append(f"max inside: {'yes' if hits[shown] >= 0.5 else 'no'} ({np.nanmean(hits):.0%})")
+        notes[method] = "\n".join(lines)
+    kw, _ = overlay_options(overlay_settings)
+    image = inputs["images"][shown].astype(np.float32) / 255.0
+    title = (f"{ids[shown]}: {image_titles(inputs)[shown]}; condition {condition}. Below each map: its share of "
+             "relevance in the mask here (mean over images), whether its maximum is in the mask here (share of images)")
+    save_figure(plot_mask_zoom(image, np.asarray(masks[shown], dtype=bool), maps, signed, notes, title, **kw), out_png)
+    log.info("mask zoom of %s: %d methods", ids[shown], len(maps))
+
+
 def markdown_summary(scores_csv: str | os.PathLike, reliability_csv: str | os.PathLike, condition: str) -> str:
     """The leaderboard of `condition` (mean and tie-aware rank per method and metric, controls
     last and in italics) and every metric's reliability, as Markdown tables."""
@@ -303,4 +351,5 @@ def _write_per_image_store(path: Path, root: str, per_image: Mapping[tuple[str, 
     consolidate(path)
 
 
-__all__ = ["SCORE_COLUMNS", "gather_shard_scores", "write_map_scores", "write_robustness", "write_scores"]
+__all__ = ["SCORE_COLUMNS", "gather_shard_scores", "write_map_scores", "write_mask_zoom", "write_robustness",
+           "write_scores"]

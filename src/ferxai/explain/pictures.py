@@ -27,13 +27,13 @@ from ferxai.plots.evaluation import save_figure
 log = logging.getLogger(__name__)
 
 
-def _split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+def overlay_options(settings: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """(keyword arguments of `overlay`, PNG upscaling factor)."""
     kw = {k: settings[k] for k in ("p_low", "p_high", "gamma", "alpha", "patch") if settings.get(k) is not None}
     return kw, int(settings.get("scale", 4))
 
 
-def _titles(inputs: Mapping[str, np.ndarray]) -> list[str]:
+def image_titles(inputs: Mapping[str, np.ndarray]) -> list[str]:
     names = inputs["class_names"]
     return [sample_title(None if y == UNLABELLED else class_name(names, y), class_name(names, p), float(c))
             for y, p, c in zip(inputs["labels"], inputs["predictions"], inputs["confidence"])]
@@ -45,7 +45,7 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
     inputs = load_inputs(inputs_npz)
     maps, ids, meta = load_shard(attributions_npz)
     signed = bool(meta.get("signed", False))
-    kw, scale = _split_settings(settings)
+    kw, scale = overlay_options(settings)
     images = inputs["images"].astype(np.float32) / 255.0
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
     for image, attribution, image_id in zip(images, maps, ids):
         save_overlay_png(out_dir / f"{safe_name(image_id)}.png", overlay(image, attribution, signed, **kw), scale)
     # Three short lines per panel: set, true class, prediction (one long line overlaps neighbours).
-    titles = [s + "\n" + t.replace(", predicted", "\npredicted") for s, t in zip(inputs["sets"], _titles(inputs))]
+    titles = [s + "\n" + t.replace(", predicted", "\npredicted") for s, t in zip(inputs["sets"], image_titles(inputs))]
     fig = plot_gallery(images, maps, signed, titles, ncols=6, suptitle=f"{label}" + (" (signed)" if signed else ""),
                        **kw)
     save_figure(fig, gallery_png)
@@ -84,12 +84,12 @@ def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | 
         log.warning("left out of the grids, failed: %s", ", ".join(failed))
         loaded = {label: found for label, found in loaded.items() if label not in failed}
     signed = {label: bool(meta.get("signed", False)) for label, (_, _, meta) in loaded.items()}
-    kw, scale = _split_settings(settings)
+    kw, scale = overlay_options(settings)
     images = inputs["images"].astype(np.float32) / 255.0
     names = list(inputs["class_names"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for i, (image_id, title) in enumerate(zip(inputs["ids"], _titles(inputs))):
+    for i, (image_id, title) in enumerate(zip(inputs["ids"], image_titles(inputs))):
         maps = {label: maps[i] for label, (maps, _, _) in loaded.items()}
         save_figure(plot_method_grid(images[i], maps, signed, title, **kw), out_dir / f"{safe_name(image_id)}.png")
         if runner_layout:

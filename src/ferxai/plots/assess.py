@@ -6,7 +6,10 @@
 * sanity_checks.png: per method, the rank correlation of its maps with the trained model's as ever
   more layers are randomised (output layer first): a method that explains the model falls;
 * faithfulness_vs_cost.png: each faithfulness metric's mean against seconds per image;
-* robustness.png: per noise condition, each method's rank correlation with its clean maps.
+* robustness.png: per noise condition, each method's rank correlation with its clean maps;
+* mask_zoom.png (datasets with ground-truth masks): one image, every method's map over it and,
+  below, the map zoomed on the mask's region with the mask outlined, with the method's share of
+  relevance inside the mask and whether its maximum lies there.
 """
 
 from __future__ import annotations
@@ -172,6 +175,61 @@ def plot_robustness(rows: Sequence[Mapping[str, str]]) -> Figure:
     return fig
 
 
+def mask_window(mask: np.ndarray, margin: int | None = None) -> tuple[slice, slice]:
+    """Rows and columns of the mask's bounding box grown by `margin` pixels (default: half the
+    box's longer side, at least 2) on every side, inside the image."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2 or not mask.any():
+        raise ValueError(f"need a non-empty (H, W) mask, got shape {mask.shape} with {int(mask.sum())} pixels")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if margin is None:
+        margin = max(2, (max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1) // 2)
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)))
+
+
+def plot_mask_zoom(image: np.ndarray, mask: np.ndarray, maps: Mapping[str, np.ndarray | None],
+                   signed: Mapping[str, bool], notes: Mapping[str, str], title: str, columns: int = 8,
+                   **overlay_kw) -> Figure:
+    """Per method (in `maps` order; None: failed, its note says why) a cell of two panels: its
+    map over the whole image, and below it the mask's window (`mask_window`) enlarged, the mask
+    outlined in white. The first cell is the input and the mask. `notes[method]` goes under it."""
+    from ferxai.plots.attribution import image_to_rgb8, overlay
+
+    window = mask_window(mask)
+    cells = [("input", None)] + list(maps.items())
+    block_rows = -(-len(cells) // columns)
+    fig = Figure(figsize=(1.55 * columns, 3.35 * block_rows + 0.4))
+    grid = fig.add_gridspec(2 * block_rows, columns, hspace=0.45, wspace=0.08)
+    for k, (method, attribution) in enumerate(cells):
+        r, c = divmod(k, columns)
+        full, zoom = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
+        if method == "input":
+            rgb = image_to_rgb8(image)
+            full.set_title("input", fontsize=8)
+        elif attribution is None:
+            rgb = None
+            full.set_title(method, fontsize=8)
+        else:
+            rgb = overlay(image, attribution, bool(signed.get(method, False)), **overlay_kw)
+            full.set_title(method + (" (±)" if signed.get(method) else ""), fontsize=8)
+        for ax, part, box in ((full, rgb, (slice(None), slice(None))), (zoom, rgb, window)):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if part is None:
+                ax.text(0.5, 0.5, "failed", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+                continue
+            ax.imshow(part[box], interpolation="nearest")
+            ax.contour(np.asarray(mask, dtype=float)[box], levels=[0.5], colors="white", linewidths=0.9)
+        if method == "input":
+            zoom.set_xlabel("mask (zoomed)", fontsize=7)
+        elif notes.get(method):
+            zoom.set_xlabel(notes[method], fontsize=6.5)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def write_assess_figures(scores_csv: str | os.PathLike, curves: Mapping[str, Sequence[Mapping[str, str]]],
                          out_dir: str | os.PathLike) -> list[Path]:
     rows = _rows(scores_csv)
@@ -188,5 +246,5 @@ def write_assess_figures(scores_csv: str | os.PathLike, curves: Mapping[str, Seq
     return written
 
 
-__all__ = ["plot_faithfulness_vs_cost", "plot_leaderboard", "plot_robustness", "plot_sanity_checks",
-           "write_assess_figures"]
+__all__ = ["mask_window", "plot_faithfulness_vs_cost", "plot_leaderboard", "plot_mask_zoom", "plot_robustness",
+           "plot_sanity_checks", "write_assess_figures"]
