@@ -192,9 +192,13 @@ def layout_center_patch(work: Path) -> dict:
     return {}  # an overlay adding a generated dataset: nothing to lay out
 
 
+def layout_shortcut(work: Path) -> dict:
+    return {}  # an overlay adding generated datasets and experiments: nothing to lay out
+
+
 LAYOUTS = {name[len("layout_"):]: fn for name, fn in globals().items() if name.startswith("layout_")}
 # Dry run only: the default synthetic dataset's 2,100 generated faces would not add anything here.
-OVERLAYS = {"explain_full", "center_patch"}
+OVERLAYS = {"explain_full", "center_patch", "shortcut"}
 
 
 def prepare(example: Path, work: Path) -> tuple[list[str], dict]:

@@ -106,12 +106,33 @@ def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str,
             f"experiments.{experiment}.model: {model!r} is not in models "
             f"({', '.join(sorted(config['models']))})"
         )
+    model_from = exp.get("model_from")
+    if model_from is not None:
+        _check_model_from(config, experiment, model_from, model)
     return {
         "dataset": dataset,
         "model_name": model,
         "model": copy.deepcopy(dict(config["models"][model])),
         "train": deep_merge(config.get("train", {}), exp.get("train") or {}),
+        "model_from": model_from,
     }
+
+
+def _check_model_from(config: Mapping[str, Any], experiment: str, model_from: str, model: str) -> None:
+    key = f"experiments.{experiment}.model_from"
+    other = (config["experiments"] or {}).get(model_from)
+    if other is None or model_from == experiment:
+        raise ConfigError(f"{key}: {model_from!r} is not another experiment "
+                          f"({', '.join(sorted(e for e in config['experiments'] if e != experiment))})")
+    if other.get("model_from"):
+        raise ConfigError(f"{key}: experiment {model_from!r} takes its model from {other['model_from']!r} "
+                          f"itself; name {other['model_from']!r} instead")
+    if other["model"] != model:
+        raise ConfigError(f"{key}: experiment {model_from!r} trains model {other['model']!r}, but "
+                          f"experiments.{experiment}.model is {model!r}; they must be the same")
+    if exp_train := config["experiments"][experiment].get("train"):
+        raise ConfigError(f"experiments.{experiment}.train: {sorted(exp_train)} would not be used: the model "
+                          f"comes from experiment {model_from!r} (model_from), nothing is trained here")
 
 
 def check_config(config: Mapping[str, Any]) -> None:

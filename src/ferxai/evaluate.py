@@ -87,7 +87,8 @@ def evaluate_checkpoint(
 
     model, meta = load_checkpoint(checkpoint)
     classes = list(meta["classes"])
-    images, labels, ids = load_split_arrays(test_split, int(meta["input_size"]), int(meta["in_channels"]))
+    images, labels, ids = load_split_arrays(test_split, int(meta["input_size"]), int(meta["in_channels"]),
+                                            classes=classes)
     if len(labels) == 0:
         raise ValueError(f"{test_split}: the test split is empty")
     settings = EvaluateSettings.from_dict(settings)

@@ -80,10 +80,12 @@ def data_dir(wildcards):
 
 
 def model_checkpoint(wildcards):
-    """The checkpoint later stages use: trained here, or the user's own (bring-your-own)."""
-    if SETTINGS[wildcards.experiment]["model"].get("checkpoint"):
-        return f"results/{wildcards.experiment}/model/imported.pt"
-    return f"results/{wildcards.experiment}/model/best.pt"
+    """The checkpoint later stages use: trained here, the user's own (bring-your-own), or that of
+    the experiment named by `model_from`."""
+    experiment = SETTINGS[wildcards.experiment]["model_from"] or wildcards.experiment
+    if SETTINGS[experiment]["model"].get("checkpoint"):
+        return f"results/{experiment}/model/imported.pt"
+    return f"results/{experiment}/model/best.pt"
 
 
 def dataset_config(wildcards):
@@ -246,8 +248,8 @@ def experiment_targets(experiment):
     eval_dir = f"results/{experiment}/eval"
     targets = [f"{eval_dir}/test_summary.json"]
     plots = EVAL_PLOTS
-    if SETTINGS[experiment]["model"].get("checkpoint"):
-        # Training curves exist only for models trained here.
+    if SETTINGS[experiment]["model"].get("checkpoint") or SETTINGS[experiment]["model_from"]:
+        # Training curves exist only for models trained here (model_from: in that experiment).
         plots = [p for p in plots if p.startswith("confusion")]
     if has_no_classes(config, experiment):
         # A user's images without classes: predictions (and explanations) but no confusion matrix.

@@ -9,7 +9,7 @@ processes unnecessary. uint8 is four times smaller than float32; conversion happ
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,11 +21,14 @@ from ferxai.data.images import load_images
 
 def load_split_arrays(
     split_csv_or_df: str | os.PathLike | pd.DataFrame, size: int, channels: int,
+    classes: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(uint8 N x channels x size x size images, int64 labels, ids) of a split, in file order.
 
     The split is a CSV/parquet file with the manifest columns (one row per image) or such a
     DataFrame; images are resized and channel-converted by :func:`ferxai.data.images.load_images`.
+    `classes`: the class names of the model the labels will be compared with (index = label);
+    a row whose `label_name` is another class is an error naming the row, before any image is read.
     """
     if isinstance(split_csv_or_df, pd.DataFrame):
         frame, where = split_csv_or_df, "split DataFrame"
@@ -43,9 +46,26 @@ def load_split_arrays(
     if (labels.isna() | (labels % 1 != 0)).any():
         bad = frame.loc[labels.isna() | (labels % 1 != 0), "id"].iloc[0]
         raise ValueError(f"{where}: image {bad!r} has a non-integer label")
+    if classes is not None and "label_name" in frame.columns:
+        _check_class_names(frame, labels.to_numpy(dtype=np.int64), list(classes), where)
     # Errors from here name the failing source (file, row or array item) themselves.
     images = load_images(frame["source"].astype(str).tolist(), size, channels)
     return images, labels.to_numpy(dtype=np.int64), frame["id"].astype(str).tolist()
+
+
+def _check_class_names(frame: pd.DataFrame, labels: np.ndarray, classes: list[str], where: str) -> None:
+    """Label i must mean the model's class i (a model trained on another dataset, whose classes
+    are in another order, would be scored against the wrong names)."""
+    from ferxai.classes import UNLABELLED
+
+    for row, (image_id, label, name) in enumerate(zip(frame["id"], labels, frame["label_name"].astype(str))):
+        if label == UNLABELLED:
+            continue
+        if not 0 <= label < len(classes) or classes[label] != name:
+            model_name = classes[label] if 0 <= label < len(classes) else "none"
+            raise ValueError(f"{where}: row {row + 1} (image {image_id!r}) has label {label} = {name!r}, but the "
+                             f"model's class {label} is {model_name!r}; the model's classes {classes} are not "
+                             "this dataset's (classes.json)")
 
 
 class TensorImageDataset(Dataset):

@@ -53,7 +53,8 @@ def write_inputs(samples_csv: str | Path, checkpoint: str | Path, test_split: st
     missing = sorted(set(samples["id"]) - set(test.index))
     if missing:
         raise ValueError(f"{samples_csv}: {len(missing)} selected ids are not in {test_split}, e.g. {missing[:3]}")
-    images, labels, _ = load_split_arrays(test.loc[samples["id"]].reset_index(drop=True), size, channels)
+    images, labels, _ = load_split_arrays(test.loc[samples["id"]].reset_index(drop=True), size, channels,
+                                          classes=classes)
     train_x, train_y, _ = load_split_arrays(train_split, size, channels)
     if len(train_x):
         mean, per_class = mean_images(train_x, train_y, len(classes))
