@@ -84,6 +84,7 @@ def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | 
         log.warning("left out of the grids, failed: %s", ", ".join(failed))
         loaded = {label: found for label, found in loaded.items() if label not in failed}
     signed = {label: bool(meta.get("signed", False)) for label, (_, _, meta) in loaded.items()}
+    families = {label: str(meta.get("family", "")) for label, (_, _, meta) in loaded.items()}
     kw, scale = overlay_options(settings)
     images = inputs["images"].astype(np.float32) / 255.0
     names = list(inputs["class_names"])
@@ -91,7 +92,7 @@ def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (image_id, title) in enumerate(zip(inputs["ids"], image_titles(inputs))):
         maps = {label: maps[i] for label, (maps, _, _) in loaded.items()}
-        save_figure(plot_method_grid(images[i], maps, signed, title, **kw), out_dir / f"{safe_name(image_id)}.png")
+        save_figure(plot_method_grid(images[i], maps, signed, title, families, **kw), out_dir / f"{safe_name(image_id)}.png")
         if runner_layout:
             text = runner_results_text(class_name(names, inputs["labels"][i]), class_name(names, inputs["predictions"][i]),
                                        dict(zip(names, map(float, inputs["probabilities"][i]))), image_id=str(image_id))

@@ -10,9 +10,11 @@ Display pipeline of one map (`normalize_attribution`, used by every figure here)
    symmetric around 0 (zero stays at the colormap's centre);
 3. gamma on the (magnitude of the) stretched value (< 1 brightens weak evidence).
 
-Colours: unsigned maps use a sequential colormap ("jet" by default), signed maps a diverging
-one ("bwr": positive evidence red, negative blue, zero white). The heatmap is alpha-blended over
-the grayscale/RGB image.
+Colours, the same in every figure: unsigned maps use a perceptually uniform sequential colormap
+("inferno": dark = no relevance, bright yellow = most), signed maps a diverging one ("RdBu_r":
+positive evidence red, negative blue, zero white). Rainbow maps such as "jet" are avoided: their
+bright bands read as edges that are not in the data. The heatmap is alpha-blended over the
+grayscale/RGB image.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure  # a bare Figure renders with Agg and touches no display
 
-UNSIGNED_CMAP = "jet"
-SIGNED_CMAP = "bwr"
+UNSIGNED_CMAP = "inferno"
+SIGNED_CMAP = "RdBu_r"
 
 
 def safe_name(text: str) -> str:
@@ -176,22 +178,37 @@ def plot_method_grid(
     maps: Mapping[str, np.ndarray],
     signed: Mapping[str, bool],
     title: str,
+    families: Mapping[str, str] | None = None,
     **overlay_kw,
 ) -> Figure:
-    """One row: the input image, then one overlay per method (in `maps` order), titled `title`
-    (e.g. `sample_title(...)`). `overlay_kw` go to `overlay` (p_low, p_high, gamma, alpha, patch)."""
+    """The input image, then one overlay per method (in `maps` order), titled `title` (e.g.
+    `sample_title(...)`): one row per method family (`families`: method -> family, first-seen
+    order; methods without one share a row), the input at the start of the first row and the
+    family's name at the start of the others, so 30-odd methods read on a screen.
+    `overlay_kw` go to `overlay` (p_low, p_high, gamma, alpha, patch)."""
     missing = [m for m in maps if m not in signed]
     if missing:
         raise ValueError(f"no 'signed' flag for method(s) {missing}")
-    ncols = 1 + len(maps)
-    fig = Figure(figsize=(0.4 + 1.8 * ncols, 2.5), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    axes[0].imshow(image_to_rgb8(image), interpolation="nearest")
-    axes[0].set_title("input", fontsize=9)
-    for ax, (method, attribution) in zip(axes[1:], maps.items()):
-        ax.imshow(overlay(image, attribution, bool(signed[method]), **overlay_kw), interpolation="nearest")
-        ax.set_title(method + (" (±)" if signed[method] else ""), fontsize=9)
-    for ax in axes:
+    families = families or {}
+    rows: dict[str, list[str]] = {}
+    for method in maps:
+        rows.setdefault(families.get(method, ""), []).append(method)
+    ncols = 1 + max((len(r) for r in rows.values()), default=0)
+    fig = Figure(figsize=(0.4 + 1.6 * ncols, 0.5 + 1.9 * max(1, len(rows))), layout="constrained")
+    grid = fig.subplots(max(1, len(rows)), ncols, squeeze=False)
+    for r, (family, methods) in enumerate(rows.items() or [("", [])]):
+        head = grid[r][0]
+        if r == 0:
+            head.imshow(image_to_rgb8(image), interpolation="nearest")
+            head.set_title("input", fontsize=9)
+        if family:
+            head.set_ylabel(family, fontsize=9)
+        for ax, method in zip(grid[r][1:], methods):
+            ax.imshow(overlay(image, maps[method], bool(signed[method]), **overlay_kw), interpolation="nearest")
+            ax.set_title(method + (" (±)" if signed[method] else ""), fontsize=8)
+        for ax in grid[r][1 + len(methods):]:
+            ax.set_visible(False)
+    for ax in grid.ravel():
         _blank(ax)
     fig.suptitle(title, fontsize=10)
     return fig
