@@ -300,3 +300,33 @@ def test_train_experiment_resumes_and_rewrites_the_deleted_outputs(tmp_path, mon
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "train_log.jsonl"]
     if lr < 1e-6:
         assert load_checkpoint(out / "best.pt")[1]["epoch"] == 1
+
+
+# --- shuffled labels (the data-randomisation sanity check) -------------------------------------
+
+def test_shuffled_labels_are_a_seeded_permutation():
+    from ferxai.train import shuffled_labels
+
+    labels = np.repeat(np.arange(7), 30)
+    shuffled = shuffled_labels(labels, seed=0)
+    assert sorted(shuffled.tolist()) == labels.tolist()           # the same class counts
+    assert (shuffled != labels).mean() > 0.7                       # most images get another class
+    np.testing.assert_array_equal(shuffled, shuffled_labels(labels, seed=0))
+    assert not np.array_equal(shuffled, shuffled_labels(labels, seed=1))
+
+
+def test_a_model_trained_on_shuffled_labels_cannot_learn_the_task(tmp_path):
+    x, y = bars(48)
+    vx, vy = bars(16, seed=1)
+    train_csv, val_csv = write_split(tmp_path, "train", x, y), write_split(tmp_path, "val", vx, vy)
+    model_settings = {"arch": "fer_cnn", "input_size": 16, "channels": 1, "options": {"widths": [8, 8, 16]}}
+    accuracy = {}
+    for shuffle in (False, True):
+        out = tmp_path / f"shuffle_{shuffle}"
+        records = train_experiment(
+            train_csv, val_csv, ["h", "v"], model_settings,
+            {"epochs": 6, "batch_size": 16, "lr": 0.01, "device": "cpu", "augment": NO_AUG,
+             "shuffle_labels": shuffle, "early_stopping_patience": 0},
+            best_path=out / "best.pt", last_path=out / "last.pt", log_path=out / "train_log.jsonl")
+        accuracy[shuffle] = records[-1].val_accuracy
+    assert accuracy[False] > 0.9 and accuracy[True] < 0.8

@@ -55,6 +55,9 @@ class TrainSettings(Settings):
     label_smoothing: float = 0.0
     class_balanced_sampling: bool = False
     early_stopping_patience: int = 4
+    # the data-randomisation sanity check (Adebayo et al. 2018): train on a seeded permutation of
+    # the training labels, so the model can only memorise; validation keeps the true labels
+    shuffle_labels: bool = False
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -70,6 +73,14 @@ class EpochRecord:
     val_macro_f1: float
     lr: float
     seconds: float
+
+
+SHUFFLE_STREAM = 7  # the label permutation's generator: default_rng([seed, SHUFFLE_STREAM])
+
+
+def shuffled_labels(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded permutation of `labels` (the same class counts, assigned to other images)."""
+    return np.random.default_rng([int(seed), SHUFFLE_STREAM]).permutation(np.asarray(labels))
 
 
 def seed_everything(seed: int) -> None:
@@ -427,6 +438,10 @@ def train_experiment(
     val_x, val_y, _ = load_split_arrays(val_split, size, channels)
     if len(train_y) == 0:
         raise ValueError(f"{train_split}: the train split is empty")
+    if settings.shuffle_labels:
+        true_y, train_y = train_y, shuffled_labels(train_y, settings.seed)
+        log.info("training labels shuffled (seed %d): %.1f %% of the images keep their class by chance",
+                 settings.seed, 100 * float((train_y == true_y).mean()))
 
     seed_everything(settings.seed)
     model = build_model(
