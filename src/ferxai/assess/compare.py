@@ -71,7 +71,8 @@ def markdown(table: dict[str, list[Estimate | None]], names: Sequence[str], metr
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("experiments", nargs="+", help="experiment names (results/<name>/assess)")
-    parser.add_argument("--metric", required=True, help="a metric label of the assess section")
+    parser.add_argument("--metric", required=True, action="append",
+                        help="a metric label of the assess section (repeat for one table per metric)")
     parser.add_argument("--condition", default="clean")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
@@ -79,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [str(r) for r in roots if not r.is_dir()]
     if missing:
         parser.error(f"no scores under {', '.join(missing)}")
-    print(markdown(compare(roots, args.metric, args.condition), args.experiments, args.metric), end="")
+    print("\n".join(markdown(compare(roots, metric, args.condition), args.experiments, metric)
+                    for metric in args.metric), end="")
     return 0
 
 
