@@ -197,23 +197,27 @@ def plot_mask_zoom(image: np.ndarray, mask: np.ndarray, maps: Mapping[str, np.nd
     outlined in white. The first cell is the input and the mask. `notes[method]` goes under it."""
     from ferxai.plots.attribution import image_to_rgb8, overlay
 
+    import textwrap
+
     window = mask_window(mask)
     cells = [("input", None)] + list(maps.items())
     block_rows = -(-len(cells) // columns)
-    fig = Figure(figsize=(1.55 * columns, 3.35 * block_rows + 0.4))
-    grid = fig.add_gridspec(2 * block_rows, columns, hspace=0.45, wspace=0.08)
+    height = 4.0 * block_rows + 0.9
+    fig = Figure(figsize=(1.9 * columns, height))
+    grid = fig.add_gridspec(2 * block_rows, columns, hspace=0.55, wspace=0.15, left=0.02, right=0.98,
+                            bottom=0.4 / height, top=1 - 0.9 / height)
     for k, (method, attribution) in enumerate(cells):
         r, c = divmod(k, columns)
         full, zoom = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
         if method == "input":
             rgb = image_to_rgb8(image)
-            full.set_title("input", fontsize=8)
+            full.set_title("input", fontsize=7.5)
         elif attribution is None:
             rgb = None
-            full.set_title(method, fontsize=8)
+            full.set_title(method, fontsize=7.5)
         else:
             rgb = overlay(image, attribution, bool(signed.get(method, False)), **overlay_kw)
-            full.set_title(method + (" (±)" if signed.get(method) else ""), fontsize=8)
+            full.set_title(method + (" (±)" if signed.get(method) else ""), fontsize=7.5)
         for ax, part, box in ((full, rgb, (slice(None), slice(None))), (zoom, rgb, window)):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -226,7 +230,7 @@ def plot_mask_zoom(image: np.ndarray, mask: np.ndarray, maps: Mapping[str, np.nd
             zoom.set_xlabel("mask (zoomed)", fontsize=7)
         elif notes.get(method):
             zoom.set_xlabel(notes[method], fontsize=6.5)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 20 * columns), fontsize=9)
     return fig
 
 
