@@ -4,8 +4,8 @@ is where its mask says, shows the class it should, and changes nothing else of t
 import numpy as np
 import pytest
 
-from ferxai.data.center_patch import CLASSES, glyphs, scaled_glyph
-from ferxai.data.shortcut import corners
+from ferxai.data.center_patch import scaled_glyph
+from ferxai.data.shortcut import CLASSES, corners, cue_glyphs
 from ferxai.data.synthetic import SyntheticConfig, generate, load_mask, render_sample
 
 SIZE, CUE = 48, 6
@@ -18,8 +18,17 @@ def config(**options):
 def decoded(image: np.ndarray, cue_mask: np.ndarray) -> int:
     """The class whose glyph the marked square shows best."""
     square = image[cue_mask].astype(float).reshape(CUE, CUE)
-    templates = np.stack([scaled_glyph(g, CUE).astype(float) - 0.5 for g in glyphs()]).reshape(CLASSES, -1)
+    templates = np.stack([scaled_glyph(g, CUE).astype(float) - 0.5 for g in cue_glyphs()]).reshape(CLASSES, -1)
     return int(np.argmax(templates @ (square.ravel() - square.mean())))
+
+
+def test_marks_are_fixed_distinct_and_survive_a_horizontal_flip():
+    bank = cue_glyphs()
+    assert bank.shape == (CLASSES, 4, 4) and np.array_equal(bank, cue_glyphs())
+    assert np.array_equal(bank, bank[:, :, ::-1])  # a flipped mark is the same class's mark
+    for i in range(CLASSES):
+        assert 6 <= bank[i].sum() <= 10
+        assert all((bank[i] != bank[j]).sum() >= 4 for j in range(i))
 
 
 @pytest.mark.parametrize("cue", ["matched", "shuffled"])
