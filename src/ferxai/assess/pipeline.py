@@ -217,7 +217,7 @@ def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, prefligh
     (output layer first), and per step and image the similarity of the two maps."""
     from ferxai.assess.randomisation import cascade
     from ferxai.assess.similarity import rank_correlation, ssim, top_k_iou
-    from ferxai.explain.pipeline import _targets, build_explainer
+    from ferxai.explain.pipeline import build_explainer, explained_targets
 
     explain = ExplainSettings.from_dict(explain)
     settings = RandomisationSettings.from_dict(settings)
@@ -233,7 +233,7 @@ def write_randomisation(checkpoint: str | Path, inputs_npz: str | Path, prefligh
     with gpu_slot():
         model, meta = _model(checkpoint, device)
         x = _images(inputs, condition, explain.seed, device, count)
-        targets = torch.from_numpy(_targets(inputs, explain)[:count]).to(device)
+        targets = torch.from_numpy(explained_targets(inputs, explain)[:count]).to(device)
 
         def maps_of(m: torch.nn.Module) -> np.ndarray:
             explainer = build_explainer(m, meta, spec, explain, inputs, batch_size, device)

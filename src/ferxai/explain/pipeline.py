@@ -121,7 +121,9 @@ def build_explainer(model: torch.nn.Module, meta: Mapping[str, Any], spec: Mappi
     return explainer
 
 
-def _targets(inputs: Mapping[str, np.ndarray], settings: ExplainSettings) -> np.ndarray:
+def explained_targets(inputs: Mapping[str, np.ndarray], settings: ExplainSettings) -> np.ndarray:
+    """The class each explained image is explained for (`explain.target`), as the attribution
+    jobs use it; the scoring jobs that re-explain use the same."""
     return resolve_targets(settings.target, inputs["labels"], inputs["predictions"],
                            list(inputs["class_names"]), settings.target_class)
 
@@ -137,7 +139,7 @@ class _Job:
         model, self.meta = load_checkpoint(checkpoint, map_location=self.device)
         self.model = model.to(self.device).eval()
         self.inputs = load_inputs(inputs_npz)
-        self.targets = _targets(self.inputs, self.settings)
+        self.targets = explained_targets(self.inputs, self.settings)
 
     def explainer(self, batch_size: int) -> Explainer:
         return build_explainer(self.model, self.meta, self.spec, self.settings, self.inputs, batch_size,
