@@ -32,13 +32,14 @@ SCORE_COLUMNS = ("method", "condition", "metric", "family", "mean", "ci_low", "c
                  "rank", "control", "status", "reason")
 
 
-def _maps(path: str | os.PathLike, ids: Sequence[str], where: str) -> tuple[np.ndarray, str | None]:
-    """A method's maps and, if it failed (ExplainSettings.on_error), why."""
+def _maps(path: str | os.PathLike, ids: Sequence[str], where: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """A method's maps and the file's meta (`meta.get("failed")`: why the method failed, with
+    ExplainSettings.on_error)."""
     maps, got, meta = load_shard(path)
     if list(got) != list(ids):
         raise ValueError(f"{where}: {path} holds other images than the explanation inputs "
                          f"({len(got)} maps, {len(ids)} inputs)")
-    return maps, meta.get("failed")
+    return maps, meta
 
 
 def failure_reason(path: str | os.PathLike) -> str | None:
@@ -55,7 +56,8 @@ def write_map_scores(inputs_npz: str | os.PathLike, attributions: Sequence[tuple
     masks, has_mask = inputs.get("masks"), inputs.get("has_mask")
     functions = {label: catalog.load(spec["metric"]) for label, spec in metrics.items()}
     for condition, method, path in attributions:
-        maps, failed = _maps(path, ids, f"{condition}/{method}")
+        maps, meta = _maps(path, ids, f"{condition}/{method}")
+        failed = meta.get("failed")
         for label, spec in metrics.items():
             where = f"{root}: method {method!r}, condition {condition!r}, metric {label!r}"
             needs = catalog.get(spec["metric"]).needs
@@ -241,8 +243,8 @@ def write_mask_zoom(inputs_npz: str | os.PathLike, attributions: Mapping[str, st
                  for name in ("relevance_mass", "pointing_game")}
     maps, signed, notes = {}, {}, {}
     for method, path in attributions.items():
-        found, failed = _maps(path, ids, f"{condition}/{method}")
-        meta = load_shard_meta(path)
+        found, meta = _maps(path, ids, f"{condition}/{method}")
+        failed = meta.get("failed")
         signed[method] = bool(meta.get("signed", False))
         if failed:
             maps[method], notes[method] = None, "failed: " + str(failed)[:60]

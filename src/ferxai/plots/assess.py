@@ -195,9 +195,9 @@ def plot_mask_zoom(image: np.ndarray, mask: np.ndarray, maps: Mapping[str, np.nd
     """Per method (in `maps` order; None: failed, its note says why) a cell of two panels: its
     map over the whole image, and below it the mask's window (`mask_window`) enlarged, the mask
     outlined in white. The first cell is the input and the mask. `notes[method]` goes under it."""
-    from ferxai.plots.attribution import image_to_rgb8, overlay
-
     import textwrap
+
+    from ferxai.plots.attribution import image_to_rgb8, overlay
 
     window = mask_window(mask)
     cells = [("input", None)] + list(maps.items())
@@ -218,13 +218,13 @@ def plot_mask_zoom(image: np.ndarray, mask: np.ndarray, maps: Mapping[str, np.nd
         else:
             rgb = overlay(image, attribution, bool(signed.get(method, False)), **overlay_kw)
             full.set_title(method + (" (±)" if signed.get(method) else ""), fontsize=7.5)
-        for ax, part, box in ((full, rgb, (slice(None), slice(None))), (zoom, rgb, window)):
+        for ax, box in ((full, (slice(None), slice(None))), (zoom, window)):
             ax.set_xticks([])
             ax.set_yticks([])
-            if part is None:
+            if rgb is None:
                 ax.text(0.5, 0.5, "failed", ha="center", va="center", fontsize=8, transform=ax.transAxes)
                 continue
-            ax.imshow(part[box], interpolation="nearest")
+            ax.imshow(rgb[box], interpolation="nearest")
             ax.contour(np.asarray(mask, dtype=float)[box], levels=[0.5], colors="white", linewidths=0.9)
         if method == "input":
             zoom.set_xlabel("mask (zoomed)", fontsize=7)
