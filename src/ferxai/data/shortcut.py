@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ferxai.classes import FER2013_CLASSES
+
 CUES: tuple[str, ...] = ("none", "matched", "shuffled")
-CLASSES = 7
+CLASSES = len(FER2013_CLASSES)  # one mark per class of the faces
 CUE_STREAM = 1  # the cue's generator: default_rng([seed, label, index, CUE_STREAM])
 MARGIN = 1      # pixels between a mark and the image border
 _CONTRAST = 110.0
@@ -46,7 +48,7 @@ def corners(size: int, cue_size: int) -> list[tuple[int, int]]:
 
 
 def add_cue(rng: np.random.Generator, image: np.ndarray, label: int, cue: str, probability: float,
-            cue_size: int, classes: int) -> tuple[np.ndarray, np.ndarray, int | None]:
+            cue_size: int) -> tuple[np.ndarray, np.ndarray, int | None]:
     """(image with the mark, bool mask of the mark, the class whose glyph was drawn or None)."""
     from ferxai.data.center_patch import scaled_glyph
 
@@ -56,7 +58,7 @@ def add_cue(rng: np.random.Generator, image: np.ndarray, label: int, cue: str, p
     # every draw is made whatever the outcome, so `probability` and `cue` decide only what is drawn
     present = rng.uniform() < probability
     corner = int(rng.integers(0, 4))
-    other = int(rng.integers(0, classes - 1))
+    other = int(rng.integers(0, CLASSES - 1))
     mask = np.zeros(image.shape, dtype=bool)
     if cue == "none" or not present:
         return image, mask, None

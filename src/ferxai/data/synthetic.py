@@ -379,8 +379,7 @@ def render_sample(config: SyntheticConfig, label: int, index: int) -> tuple[np.n
     from ferxai.data.shortcut import CUE_STREAM, add_cue
 
     cue_rng = np.random.default_rng([config.seed, label, index, CUE_STREAM])
-    image, cue_mask, _ = add_cue(cue_rng, image, label, config.cue, config.cue_probability, config.cue_size,
-                                 len(FER2013_CLASSES))
+    image, cue_mask, _ = add_cue(cue_rng, image, label, config.cue, config.cue_probability, config.cue_size)
     return image, (cue_mask if config.mask == "cue" else mask & ~cue_mask)
 
 
