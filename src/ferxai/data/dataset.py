@@ -58,14 +58,15 @@ def _check_class_names(frame: pd.DataFrame, labels: np.ndarray, classes: list[st
     are in another order, would be scored against the wrong names)."""
     from ferxai.classes import UNLABELLED
 
-    for row, (image_id, label, name) in enumerate(zip(frame["id"], labels, frame["label_name"].astype(str))):
-        if label == UNLABELLED:
-            continue
-        if not 0 <= label < len(classes) or classes[label] != name:
-            model_name = classes[label] if 0 <= label < len(classes) else "none"
-            raise ValueError(f"{where}: row {row + 1} (image {image_id!r}) has label {label} = {name!r}, but the "
-                             f"model's class {label} is {model_name!r}; the model's classes {classes} are not "
-                             "this dataset's (classes.json)")
+    names = frame["label_name"].astype(str).to_numpy()
+    known = (labels >= 0) & (labels < len(classes))
+    model_names = np.array(list(classes) + ["none"], dtype=object)[np.where(known, labels, len(classes))]
+    bad = np.flatnonzero((labels != UNLABELLED) & (model_names != names))
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(f"{where}: row {row + 1} (image {frame['id'].iloc[row]!r}) has label {labels[row]} = "
+                         f"{names[row]!r}, but the model's class {labels[row]} is {model_names[row]!r}; the "
+                         f"model's classes {classes} are not this dataset's (classes.json)")
 
 
 class TensorImageDataset(Dataset):
