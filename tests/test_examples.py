@@ -196,9 +196,13 @@ def layout_shortcut(work: Path) -> dict:
     return {}  # an overlay adding generated datasets and experiments: nothing to lay out
 
 
+def layout_model_randomisation(work: Path) -> dict:
+    return {}  # an overlay adding experiments on the default dataset: nothing to lay out
+
+
 LAYOUTS = {name[len("layout_"):]: fn for name, fn in globals().items() if name.startswith("layout_")}
 # Dry run only: the default synthetic dataset's 2,100 generated faces would not add anything here.
-OVERLAYS = {"explain_full", "center_patch", "shortcut"}
+OVERLAYS = {"explain_full", "center_patch", "shortcut", "model_randomisation"}
 
 
 def prepare(example: Path, work: Path) -> tuple[list[str], dict]:

@@ -109,13 +109,75 @@ def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str,
     model_from = exp.get("model_from")
     if model_from is not None:
         _check_model_from(config, experiment, model_from, model)
+    compare_to = exp.get("compare_to")
+    if compare_to is not None:
+        _check_compare_to(config, experiment, compare_to)
     return {
         "dataset": dataset,
         "model_name": model,
         "model": copy.deepcopy(dict(config["models"][model])),
         "train": deep_merge(config.get("train", {}), exp.get("train") or {}),
         "model_from": model_from,
+        "compare_to": compare_to,
     }
+
+
+def _check_compare_to(config: Mapping[str, Any], experiment: str, compare_to: str) -> None:
+    key = f"experiments.{experiment}.compare_to"
+    experiments = config["experiments"] or {}
+    other = experiments.get(compare_to)
+    if other is None or compare_to == experiment:
+        raise ConfigError(f"{key}: {compare_to!r} is not another experiment "
+                          f"({', '.join(sorted(e for e in experiments if e != experiment))})")
+    if other["dataset"] != experiments[experiment]["dataset"]:
+        raise ConfigError(f"{key}: experiment {compare_to!r} explains images of dataset {other['dataset']!r}, "
+                          f"this one is on {experiments[experiment]['dataset']!r}; the same images need the same "
+                          "dataset")
+    seen, current = [experiment], compare_to
+    while current is not None:
+        if current in seen:
+            raise ConfigError(f"{key}: the compare_to chain {' -> '.join([*seen, current])} is a cycle")
+        seen.append(current)
+        current = (experiments.get(current) or {}).get("compare_to")
+
+
+def replicate_name(experiment: str, index: int) -> str:
+    """The experiment name of replicate `index` (2, 3, ...) of `experiment` (itself replicate 1)."""
+    return f"{experiment}_rep{index}"
+
+
+def expand_replicates(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`experiments` with every `replicates: K` entry followed by its K - 1 replicates: the same
+    dataset and model, trained with train.seed + 1, ..., + K - 1, explaining the experiment's images
+    (`compare_to`). The entry itself keeps `replicates`, so the summary knows its replicates."""
+    experiments = dict(config["experiments"] or {})
+    expanded: dict[str, Any] = {}
+    for name, exp in experiments.items():
+        expanded[name] = exp
+        count = exp.get("replicates")
+        if count is None:
+            continue
+        key = f"experiments.{name}.replicates"
+        if exp.get("model_from") or config["models"].get(exp["model"], {}).get("checkpoint"):
+            raise ConfigError(f"{key}: replicates are models trained with different seeds, but this experiment "
+                              "trains nothing (model_from or models.<name>.checkpoint)")
+        seed = deep_merge(config.get("train", {}), exp.get("train") or {}).get("seed", 0)
+        for index in range(2, count + 1):
+            replica = replicate_name(name, index)
+            if replica in experiments:
+                raise ConfigError(f"{key}: replicate {replica!r} would replace the experiment of that name; "
+                                  "rename one of them")
+            entry = {k: copy.deepcopy(v) for k, v in exp.items() if k not in ("replicates", "compare_to")}
+            entry["train"] = deep_merge(exp.get("train") or {}, {"seed": seed + index - 1})
+            entry["compare_to"] = name
+            expanded[replica] = entry
+    return expanded
+
+
+def replicates_of(config: Mapping[str, Any], experiment: str) -> list[str]:
+    """The experiment and its replicates, in order; [] for an experiment without `replicates`."""
+    count = (config["experiments"][experiment] or {}).get("replicates")
+    return [experiment, *(replicate_name(experiment, i) for i in range(2, count + 1))] if count else []
 
 
 def _check_model_from(config: Mapping[str, Any], experiment: str, model_from: str, model: str) -> None:

@@ -136,6 +136,16 @@ class RobustnessSettings(Settings):
 
 
 @dataclass(frozen=True)
+class AgreementSettings(Settings):
+    """Agreement of an experiment's maps with those of the experiment it is compared to
+    (`compare_to`, replicates; ferxai.assess.agreement)."""
+
+    section = "assess.agreement"
+
+    top_k: float = 0.1
+
+
+@dataclass(frozen=True)
 class IntervalSettings(Settings):
     """Bootstrap intervals of every mean score (ferxai.assess.intervals)."""
 
@@ -157,6 +167,7 @@ class AssessSettings(Settings):
     metrics: Mapping[str, Any] = field(default_factory=dict)  # label -> parameters (assess.catalog)
     randomisation: RandomisationSettings = field(default_factory=RandomisationSettings)
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
+    agreement: AgreementSettings = field(default_factory=AgreementSettings)
     intervals: IntervalSettings = field(default_factory=IntervalSettings)
 
     def run(self) -> dict[str, Any]:
@@ -170,5 +181,6 @@ def config_hash(settings: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-__all__ = ["AssessSettings", "EvaluateSettings", "ExplainSettings", "IntervalSettings", "PreflightSettings",
-           "RandomisationSettings", "RobustnessSettings", "Settings", "config_hash"]
+__all__ = ["AgreementSettings", "AssessSettings", "EvaluateSettings", "ExplainSettings", "IntervalSettings",
+           "PreflightSettings", "RandomisationSettings", "RobustnessSettings", "Settings", "TrackingSettings",
+           "config_hash"]

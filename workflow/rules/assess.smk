@@ -290,3 +290,69 @@ rule assess_scores:
         "../../envs/explain.yaml"
     script:
         "../scripts/assess_scores.py"
+
+
+rule assess_agreement:
+    # Experiments with compare_to: each method's maps against the other experiment's maps of the
+    # same images (a shuffled-label model against the real one, a replicate against the first).
+    input:
+        inputs="results/{experiment}/explain/inputs.npz",
+        reference_inputs=lambda wc: f"results/{SETTINGS[wc.experiment]['compare_to']}/explain/inputs.npz",
+        attributions=all_attribution_files,
+        reference_attributions=compared_attribution_files,
+    output:
+        per_image=agreement_outputs(),
+        summary="results/{experiment}/assess/agreement.csv",
+        figure=report(
+            "results/{experiment}/assess/agreement.png",
+            caption="../report/assess_agreement.rst",
+            category="Explanation quality",
+            subcategory="{experiment}",
+        ),
+    params:
+        code=code_of("assess_agreement.py"),
+        compare_to=lambda wc: SETTINGS[wc.experiment]["compare_to"],
+        pairs=attribution_keys,
+        agreement=ASSESS.agreement.to_dict(),
+        intervals=ASSESS.intervals.to_dict(),
+        root=assess_root,
+    log:
+        "logs/{experiment}/assess/agreement.log",
+    benchmark:
+        "benchmarks/{experiment}/assess/agreement.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/assess_agreement.py"
+
+
+rule replicate_agreement:
+    # Experiments with replicates: the agreement of every replicate with the first, pooled, beside
+    # each model's test accuracy.
+    input:
+        agreement=lambda wc: [f"results/{r}/assess/agreement.csv" for r in replicates_of(config, wc.experiment)[1:]],
+        test=lambda wc: [f"results/{r}/eval/test_summary.json" for r in replicates_of(config, wc.experiment)],
+    output:
+        summary="results/{experiment}/assess/replicate_agreement.csv",
+        accuracy="results/{experiment}/assess/replicate_accuracy.csv",
+        figure=report(
+            "results/{experiment}/assess/replicate_agreement.png",
+            caption="../report/assess_replicate_agreement.rst",
+            category="Explanation quality",
+            subcategory="{experiment}",
+        ),
+    params:
+        code=code_of("replicate_agreement.py"),
+        replicates=lambda wc: replicates_of(config, wc.experiment),
+        roots=lambda wc: {r: f"results/{r}/assess" for r in replicates_of(config, wc.experiment)[1:]},
+        seeds=lambda wc: {r: SETTINGS[r]["train"].get("seed", 0) for r in replicates_of(config, wc.experiment)},
+        pairs=attribution_keys,
+        intervals=ASSESS.intervals.to_dict(),
+    log:
+        "logs/{experiment}/assess/replicate_agreement.log",
+    benchmark:
+        "benchmarks/{experiment}/assess/replicate_agreement.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/replicate_agreement.py"

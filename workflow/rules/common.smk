@@ -18,16 +18,18 @@ if SRC not in sys.path:
 os.environ.setdefault("MPLCONFIGDIR", os.path.abspath(os.path.join(".snakemake", "matplotlib")))
 
 from ferxai.assess import catalog as metrics_catalog
-from ferxai.assess.files import RANDOMISATION, ROBUSTNESS, per_image_file, shard_scores_file
+from ferxai.assess.files import AGREEMENT, RANDOMISATION, ROBUSTNESS, per_image_file, shard_scores_file
 from ferxai.config import (
     ConfigError,
     assess_metrics,
     check_config,
     config_layers,
     config_origin,
+    expand_replicates,
     experiment_settings,
     explain_methods,
     has_no_classes,
+    replicates_of,
 )
 from ferxai.data.options import ADAPTERS
 from ferxai.explain import catalog as method_catalog
@@ -48,6 +50,8 @@ try:
 except WorkflowError as err:
     raise WorkflowError(f"{', '.join(name for name, _ in config_sources())}: {err}") from None
 try:
+    # Replicates are ordinary experiments from here on: every rule and target sees them.
+    config["experiments"] = expand_replicates(config)
     check_config(config)
 except ConfigError as err:
     raise WorkflowError(f"{config_origin(err.key, config_sources())}: {err}") from None
@@ -192,6 +196,14 @@ EVAL_PLOTS = [
 ]
 
 
+def samples_inputs(wildcards):
+    """The experiment's predictions, and with compare_to the other experiment's selection (`like`)."""
+    inputs = {"predictions": f"results/{wildcards.experiment}/eval/predictions.csv"}
+    if other := SETTINGS[wildcards.experiment]["compare_to"]:
+        inputs["like"] = f"results/{other}/explain/samples.csv"
+    return inputs
+
+
 def explain_selection_params(wildcards):
     return EXPLAIN.selection()
 
@@ -242,6 +254,31 @@ def all_attribution_files(wildcards):
 def condition_attribution_files(wildcards):
     e, c = wildcards.experiment, wildcards.condition
     return [f"results/{e}/explain/{c}/{m}/attributions.npz" for m in EXPLAIN_METHODS]
+
+
+def compared_attribution_files(wildcards):
+    """The maps of the experiment named by compare_to, in attribution_keys order."""
+    other = SETTINGS[wildcards.experiment]["compare_to"]
+    return [f"results/{other}/explain/{c}/{m}/attributions.npz" for c, m in attribution_keys(wildcards)]
+
+
+def agreement_outputs():
+    return [per_image_file("results/{experiment}/assess", c, m, AGREEMENT) for c in CONDITIONS for m in EXPLAIN_METHODS]
+
+
+def comparison_targets(experiment):
+    """The agreement files of an experiment with compare_to, and the replicate summary of one with
+    replicates (when methods are explained at all)."""
+    if not EXPLAIN_METHODS:
+        return []
+    root = f"results/{experiment}/assess"
+    targets = []
+    if SETTINGS[experiment]["compare_to"]:
+        targets += [f"{root}/agreement.csv", f"{root}/agreement.png"]
+    if replicates_of(config, experiment):
+        targets += [f"{root}/replicate_agreement.csv", f"{root}/replicate_accuracy.csv",
+                    f"{root}/replicate_agreement.png"]
+    return targets
 
 
 def experiment_targets(experiment):

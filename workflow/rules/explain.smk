@@ -6,12 +6,13 @@
 
 checkpoint select_samples:
     input:
-        predictions="results/{experiment}/eval/predictions.csv",
+        unpack(samples_inputs),
     output:
         "results/{experiment}/explain/samples.csv",
     params:
         code=code_of("select_samples.py"),
         selection=explain_selection_params,
+        compare_to=lambda wc: SETTINGS[wc.experiment]["compare_to"],
     log:
         "logs/{experiment}/explain/select_samples.log",
     benchmark:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 RANDOMISATION = "randomisation"
 ROBUSTNESS = "robustness"
+AGREEMENT = "agreement"  # compare_to: maps against another experiment's (ferxai.assess.agreement)
 SIMILARITIES = ("rank_correlation", "ssim", "top_k_iou")
 ROBUSTNESS_SIMILARITIES = ("rank_correlation", "top_k_iou")
 
@@ -78,5 +79,5 @@ def column(rows: Sequence[Mapping[str, str]], name: str) -> np.ndarray:
     return np.array([float(r[name]) if r[name] != "" else np.nan for r in rows], dtype=np.float64)
 
 
-__all__ = ["RANDOMISATION", "ROBUSTNESS", "ROBUSTNESS_SIMILARITIES", "SIMILARITIES", "column", "per_image_file",
-           "read_table", "shard_scores_file", "write_per_image", "write_table"]
+__all__ = ["AGREEMENT", "RANDOMISATION", "ROBUSTNESS", "ROBUSTNESS_SIMILARITIES", "SIMILARITIES", "column",
+           "per_image_file", "read_table", "shard_scores_file", "write_per_image", "write_table"]

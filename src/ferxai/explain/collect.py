@@ -21,14 +21,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def write_samples(predictions_csv: str | Path, out_csv: str | Path, selection: Mapping[str, Any]) -> pd.DataFrame:
+def write_samples(predictions_csv: str | Path, out_csv: str | Path, selection: Mapping[str, Any],
+                  like: str | Path | None = None) -> pd.DataFrame:
+    """The images to explain, chosen by `selection` (ExplainSettings.selection()) from the
+    predictions, or, with `like` (another experiment's samples.csv), the images listed there."""
     # Imported here: the gather jobs import this module for the other steps and need no tables.
     import pandas as pd
 
-    from ferxai.explain.selection import select_samples
+    from ferxai.explain.selection import samples_like, select_samples
 
     predictions = pd.read_csv(predictions_csv, dtype={"id": str}, keep_default_na=False)
-    samples = select_samples(predictions, **dict(selection))
+    if like:
+        reference = pd.read_csv(like, dtype={"id": str, "set": str}, keep_default_na=False)
+        samples = samples_like(predictions, reference, where=str(like))
+    else:
+        samples = select_samples(predictions, **dict(selection))
     samples.to_csv(out_csv, index=False)
     log.info("selected %d images: %s", len(samples), samples["set"].value_counts().to_dict())
     return samples

@@ -134,6 +134,21 @@ def select_samples(
     return out[LEADING_COLUMNS + rest].reset_index(drop=True)
 
 
+def samples_like(predictions: pd.DataFrame, reference: pd.DataFrame, where: str = "reference") -> pd.DataFrame:
+    """The images another experiment selected (`reference`: its samples, same order and sets), with
+    this model's own predictions for them: two models' maps of one image can then be compared.
+    Fails naming `where` if a selected image is not among `predictions`."""
+    frame = _check_predictions(predictions).set_index("id", drop=False)
+    ids = reference["id"].astype(str)
+    missing = ids[~ids.isin(frame.index)]
+    if len(missing):
+        raise ValueError(f"{where}: {len(missing)} selected images are not among this experiment's test "
+                         f"predictions, e.g. {missing.iloc[0]!r}; compare_to needs the same test split")
+    rest = [c for c in frame.columns if c not in LEADING_COLUMNS]
+    out = frame.loc[ids.tolist()].assign(set=reference["set"].astype(str).to_numpy())
+    return out[LEADING_COLUMNS + rest].reset_index(drop=True)
+
+
 def in_set(selection: pd.DataFrame, name: str) -> np.ndarray:
     """Boolean mask of the rows of `selection` that belong to set `name` (sets may be joined by ";")."""
     return selection["set"].astype(str).str.split(SET_SEPARATOR).apply(lambda s: name in s).to_numpy(bool)

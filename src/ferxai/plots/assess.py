@@ -152,25 +152,50 @@ def plot_faithfulness_vs_cost(rows: Sequence[Mapping[str, str]], condition: str)
     return fig
 
 
+def _grouped_bars(ax, methods: Sequence[str], series: Sequence[tuple[str, Mapping[str, Mapping[str, str]]]]) -> None:
+    """One bar per method for each (label, {method: score row}) of `series`, side by side, with the
+    rows' intervals as error bars; a method without a row (or without a value) gets no bar."""
+    width = 0.8 / max(1, len(series))
+    for k, (label, got) in enumerate(series):
+        means = np.array([_value(got[m]["mean"]) if m in got else np.nan for m in methods])
+        low = np.array([_value(got[m]["ci_low"]) if m in got else np.nan for m in methods])
+        high = np.array([_value(got[m]["ci_high"]) if m in got else np.nan for m in methods])
+        ax.bar(np.arange(len(methods)) + k * width, np.nan_to_num(means), width,
+               yerr=np.nan_to_num(np.stack([means - low, high - means])), label=label,
+               error_kw={"elinewidth": 0.6})
+    ax.set_xticks(np.arange(len(methods)) + width * (len(series) - 1) / 2)
+    ax.set_xticklabels(methods, rotation=60, ha="right", rotation_mode="anchor", fontsize=6)
+
+
 def plot_robustness(rows: Sequence[Mapping[str, str]]) -> Figure:
     chosen = [r for r in rows if r["metric"] == "robustness_rank_correlation"]
     conditions = list(dict.fromkeys(r["condition"] for r in chosen))
     methods, _ = _method_order(chosen)
     fig = Figure(figsize=(max(6.0, 0.3 * len(methods) * max(1, len(conditions))), 3.8))
     ax = fig.add_subplot()
-    width = 0.8 / max(1, len(conditions))
-    for k, condition in enumerate(conditions):
-        got = {r["method"]: r for r in chosen if r["condition"] == condition}
-        means = [_value(got[m]["mean"]) if m in got else np.nan for m in methods]
-        low = [means[i] - _value(got[m]["ci_low"]) if m in got else 0 for i, m in enumerate(methods)]
-        high = [_value(got[m]["ci_high"]) - means[i] if m in got else 0 for i, m in enumerate(methods)]
-        ax.bar(np.arange(len(methods)) + k * width, means, width, yerr=[low, high], label=condition,
-               error_kw={"elinewidth": 0.6})
-    ax.set_xticks(np.arange(len(methods)) + width * (len(conditions) - 1) / 2)
-    ax.set_xticklabels(methods, rotation=60, ha="right", rotation_mode="anchor", fontsize=6)
+    _grouped_bars(ax, methods, [(c, {r["method"]: r for r in chosen if r["condition"] == c}) for c in conditions])
     ax.set_ylabel("rank correlation with the clean maps ↑")
     ax.legend(fontsize=6)
     ax.set_title("robustness of each method's maps to input noise", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_agreement(rows: Sequence[Mapping[str, str]], title: str, ylabel: str) -> Figure:
+    """Per method (rows in file order, first condition), each similarity's mean with its interval:
+    the agreement summary of ferxai.assess.agreement. Failed methods show no bar."""
+    condition = rows[0]["condition"] if rows else ""
+    chosen = [r for r in rows if r["condition"] == condition]
+    methods = list(dict.fromkeys(r["method"] for r in chosen))
+    names = list(dict.fromkeys(r["similarity"] for r in chosen))
+    fig = Figure(figsize=(max(6.0, 0.3 * len(methods) * max(1, len(names))), 3.8))
+    ax = fig.add_subplot()
+    _grouped_bars(ax, methods, [(n.replace("_", " "), {r["method"]: r for r in chosen if r["similarity"] == n})
+                                for n in names])
+    ax.set_ylabel(ylabel)
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    ax.legend(fontsize=6)
+    ax.set_title(f"{title} ({condition})", fontsize=8)
     fig.tight_layout()
     return fig
 
