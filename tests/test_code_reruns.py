@@ -83,8 +83,9 @@ def test_editing_a_method_reruns_that_methods_jobs_only(built):
         jobs = planned_jobs(built)
         per_method = [wc for rule, wc in jobs if "method=" in wc]
         assert per_method and all("method=gradcam" in wc for wc in per_method)
+        # plus the run records, which name the store
         assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions",
-                                              "explanation_store", "method_grids"}
+                                              "explanation_store", "method_grids", "run_record", "runs_table"}
     assert planned_rules(built) == set()
 
 

@@ -28,10 +28,12 @@ from tinyflow import EXPLAIN_RULES, TINY, add_default_profile, add_library, make
 slow = pytest.mark.slow
 BIN = Path(sys.executable).parent
 EXP = "tiny_cnn"
-STAGES = {"data@tiny", f"train@{EXP}", f"evaluate@{EXP}", f"explain@{EXP}", f"assess@{EXP}", "report"}
+STAGES = {"data@tiny", f"train@{EXP}", f"evaluate@{EXP}", f"explain@{EXP}", f"assess@{EXP}", f"record@{EXP}", "runs",
+          "report"}
 # the tiny config with a scoring stage of one cheap metric
 SCORED = {**TINY, "assess": {"metrics": {"sparseness": {}}, "randomisation": {"images": 0}}}
 ASSESS_RULES = {"assess_complexity", "assess_scores"}
+RECORD_RULES = {"run_record", "runs_table"}
 SUMMARY = f"results/{EXP}/eval/test_summary.json"
 UP_TO_DATE = "Data and pipelines are up to date."
 
@@ -140,6 +142,11 @@ def test_repro_runs_every_stage_from_the_config(built):
     scores = json.loads((built.repo / f"results/{EXP}/scores.json").read_text())
     assert set(scores["clean"]["sparseness"]) == set(TINY["explain"]["methods"])
     assert (built.repo / "report.html").stat().st_size > 10_000
+    with open(built.repo / "results" / "runs.csv", newline="") as handle:
+        runs = list(csv.DictReader(handle))
+    assert [r["experiment"] for r in runs] == [EXP] and float(runs[0]["test/accuracy"]) == summary["accuracy"]
+    # the commit checked out when the record was written (the test's first one)
+    assert re.fullmatch(r"[0-9a-f]{40}", runs[0]["git_commit"]) and runs[0]["git_dirty"] == "False"
     # .gitignore already covers every DVC out; only the lock file is new to git.
     assert built.git_status.splitlines() == ["?? dvc.lock"]
 
@@ -281,7 +288,7 @@ def test_experiment_with_a_changed_parameter_retrains(built, local_remote, tmp_p
               for rev in exps for group in (rev.get("experiments") or []) for run_ in group["revs"]]
     assert 3 in epochs
     # Only the explanations and their scores (not run by this experiment) are left for Snakemake.
-    assert planned_rules(fresh) <= EXPLAIN_RULES | ASSESS_RULES
+    assert planned_rules(fresh) <= EXPLAIN_RULES | ASSESS_RULES | RECORD_RULES
 
 
 @slow

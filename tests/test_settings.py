@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO
 from ferxai.config import ConfigError, check_config
 from ferxai.settings import (AssessSettings, EvaluateSettings, ExplainSettings, IntervalSettings, PreflightSettings,
-                             RandomisationSettings, RobustnessSettings)
+                             RandomisationSettings, RobustnessSettings, TrackingSettings)
 
 SCHEMA = yaml.safe_load((Path(REPO) / "config" / "schema.yaml").read_text())
 
@@ -34,7 +34,7 @@ def sections():
             (PreflightSettings, ("explain", "preflight")), (TrainSettings, ("train",)),
             (AugmentSettings, ("train", "augment")), (AssessSettings, ("assess",)),
             (RandomisationSettings, ("assess", "randomisation")), (RobustnessSettings, ("assess", "robustness")),
-            (IntervalSettings, ("assess", "intervals"))]
+            (IntervalSettings, ("assess", "intervals")), (TrackingSettings, ("tracking",))]
 
 
 def plain(value):
@@ -52,7 +52,7 @@ def test_schema_and_dataclass_name_the_same_keys(cls, path):
 @pytest.mark.parametrize("cls,path", [(EvaluateSettings, ("evaluate",)), (ExplainSettings, ("explain",)),
                                       (PreflightSettings, ("explain", "preflight")), (AssessSettings, ("assess",)),
                                       (RandomisationSettings, ("assess", "randomisation")),
-                                      (IntervalSettings, ("assess", "intervals"))],
+                                      (IntervalSettings, ("assess", "intervals")), (TrackingSettings, ("tracking",))],
                          ids=lambda v: v.__name__ if isinstance(v, type) else ".".join(v))
 def test_defaults_are_stated_by_the_dataclass_only(cls, path):
     props = schema_section(*path)["properties"]

@@ -14,6 +14,8 @@ from tinyflow import (EXPLAIN_RULES, SNAKEMAKE, TINY, current_config, make_workd
                       planned_rules, snakemake, write_config)
 
 pytestmark = pytest.mark.slow
+# the run records (records.smk) name every experiment's config and read its results
+RECORD_RULES = {"run_record", "runs_table"}
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -53,7 +55,7 @@ def test_training_parameter_change_reruns_training_and_evaluation_only(built):
     # preflight and attribute jobs sit behind the select_samples checkpoint, so a dry run cannot
     # list them until the new predictions exist; the real run below recomputes them.
     assert planned_rules(built) == ({"train", "evaluate", "plot_confusion_matrix", "plot_training_curves"}
-                                    | EXPLAIN_RULES - {"preflight", "attribute"})
+                                    | EXPLAIN_RULES - {"preflight", "attribute"} | RECORD_RULES)
 
     snakemake(built)
     assert {p: p.stat().st_mtime_ns for p in data_files} == before
@@ -104,7 +106,7 @@ def test_retuning_one_method_reruns_only_that_method(built):
     per_method = [(rule, wc) for rule, wc in jobs if "method=" in wc]
     assert per_method and all("method=saliency" in wc for _, wc in per_method)
     assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions",
-                                          "explanation_store", "method_grids"}
+                                          "explanation_store", "method_grids"} | RECORD_RULES
     write_config(built, original)
     assert planned_rules(built) == set()
 
@@ -118,7 +120,7 @@ def test_adding_a_method_reruns_nothing_else(built):
     per_method = [(rule, wc) for rule, wc in jobs if "method=" in wc]
     assert per_method and all("method=ig_blur" in wc for _, wc in per_method)
     assert {rule for rule, _ in jobs} - {"preflight", "attribute", "gather_attributions"} == {
-        "explanation_store", "method_grids"}
+        "explanation_store", "method_grids"} | RECORD_RULES
     write_config(built, original)
 
 

@@ -70,9 +70,15 @@ def planned_rules(workdir: Path) -> set[str]:
 
 
 def planned_jobs(workdir: Path) -> list[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run would execute."""
+    """(rule, wildcards) of every job a dry run would execute, minus the `all` target; "" for a job
+    without wildcards (e.g. the cross-experiment run table)."""
     out = snakemake(workdir, "--dry-run").stdout
-    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out, flags=re.M)
+    jobs = []
+    for rule, block in re.findall(r"^rule (\w+):\n((?:    .*\n?)*)", out, flags=re.M):
+        if rule == "all":
+            continue
+        wildcards = re.search(r"^    wildcards: (.*)$", block, flags=re.M)
+        jobs.append((rule, wildcards.group(1) if wildcards else ""))
     return sorted(jobs)
 
 

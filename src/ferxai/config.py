@@ -10,7 +10,8 @@ import copy
 import re
 from typing import Any, Mapping, Sequence
 
-from ferxai.settings import AssessSettings, EvaluateSettings, ExplainSettings, config_hash  # noqa: F401 (re-exported)
+from ferxai.settings import (AssessSettings, EvaluateSettings, ExplainSettings, TrackingSettings,  # noqa: F401
+                             config_hash)  # (config_hash re-exported)
 
 
 class ConfigError(ValueError):
@@ -215,7 +216,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     explain_methods(config)
     assess_metrics(config)
     for section, settings in (("evaluate", EvaluateSettings), ("explain", ExplainSettings),
-                              ("assess", AssessSettings)):
+                              ("assess", AssessSettings), ("tracking", TrackingSettings)):
         try:
             settings.from_dict(config.get(section))
         except (TypeError, ValueError) as err:

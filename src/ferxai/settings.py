@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
@@ -173,6 +174,24 @@ class AssessSettings(Settings):
     def run(self) -> dict[str, Any]:
         """What every model-running scoring job depends on besides its metrics' parameters."""
         return {"output": self.output, "device": self.device}
+
+
+@dataclass(frozen=True)
+class TrackingSettings(Settings):
+    """Logging of the run records (results/runs.csv) to an MLflow tracking server
+    (ferxai.tracking); off while `mlflow_uri` is None."""
+
+    section = "tracking"
+
+    mlflow_uri: str | None = None  # e.g. http://127.0.0.1:5000, sqlite:////abs/path/mlflow.db
+    experiment_name: str = "ferxai"  # the MLflow experiment the runs go to
+
+    def __post_init__(self) -> None:
+        if self.mlflow_uri is not None and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", self.mlflow_uri):
+            raise ValueError(f"tracking.mlflow_uri: {self.mlflow_uri!r} is not a URI with a scheme, e.g. "
+                             "http://host:5000 or sqlite:////absolute/path/mlflow.db")
+        if not self.experiment_name.strip():
+            raise ValueError("tracking.experiment_name: empty; name the MLflow experiment the runs go to")
 
 
 def config_hash(settings: Any) -> str:

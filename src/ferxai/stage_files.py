@@ -8,6 +8,9 @@ over the configured conditions and methods, so the stage's command gets them fro
 ``assess-targets EXPERIMENT``: likewise the scorecard's files (scores.csv, scores.json,
 metric_reliability.csv and the figures the configuration makes), which ask for every scoring job.
 
+``record-targets``: the run record of every configured experiment (results/runs/<experiment>.json),
+which the DVC stage of the runs tables marks up to date before building them.
+
 ``epoch-table LOG CSV``: write the JSON-lines training log as a CSV table, one row per epoch,
 because ``dvc plots`` reads JSON, YAML, CSV and TSV but not JSON lines.
 
@@ -129,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored = sub.add_parser("assess-targets", help="print one experiment's scorecard targets")
     scored.add_argument("experiment")
     scored.add_argument("--config", default="config/config.yaml")
+    records = sub.add_parser("record-targets", help="print every experiment's run record")
+    records.add_argument("--config", default="config/config.yaml")
     table = sub.add_parser("epoch-table", help="write a training log (JSON lines) as CSV")
     table.add_argument("log")
     table.add_argument("csv")
@@ -137,6 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "assess-targets":
         return _print_targets(args, assess_targets, "nothing to score (explain.methods, and assess.metrics or "
                                                     "assess.randomisation.images)")
+    if args.command == "record-targets":
+        import yaml
+
+        from ferxai.records import record_file
+
+        with open(args.config, encoding="utf-8") as handle:
+            experiments = (yaml.safe_load(handle) or {}).get("experiments") or {}
+        if not experiments:
+            print(f"{args.config}: no experiments", file=sys.stderr)
+            return 1
+        print(" ".join(record_file(e) for e in sorted(experiments)))
+        return 0
     if args.command == "explain-targets":
         return _print_targets(args, explain_targets, "no explanation methods configured (explain.methods)")
     write_epoch_table(args.log, args.csv)

@@ -35,7 +35,8 @@ from ferxai.data.options import ADAPTERS
 from ferxai.explain import catalog as method_catalog
 from ferxai.models import catalog as models_catalog
 from ferxai.provenance import code_fingerprint
-from ferxai.settings import AssessSettings, EvaluateSettings, ExplainSettings
+from ferxai.records import MLFLOW_RECEIPT, RUN_SCORES_CSV, RUNS_CSV, record_file, resolved_config
+from ferxai.settings import AssessSettings, EvaluateSettings, ExplainSettings, TrackingSettings
 from ferxai.stage_files import assess_figures, assess_targets, explain_targets
 
 
@@ -62,6 +63,7 @@ EXPLAIN_METHODS = explain_methods(config)  # label -> {"method": registry name, 
 CONDITIONS = list(EXPLAIN.conditions)
 ASSESS = AssessSettings.from_dict(config.get("assess"))
 ASSESS_METRICS = assess_metrics(config)  # label -> {"metric", "family", "direction", "params"}
+TRACKING = TrackingSettings.from_dict(config.get("tracking"))
 DATASETS = sorted(config["datasets"])
 EXPERIMENTS = sorted(config["experiments"])
 SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
@@ -295,6 +297,7 @@ def experiment_targets(experiment):
     # One list of explanation (and scoring) targets, shared with the DVC stages (dvc.yaml).
     targets += explain_targets(config, experiment)
     targets += assess_targets(config, experiment)
+    targets += comparison_targets(experiment)
     return targets
 
 
@@ -302,6 +305,8 @@ def all_targets():
     targets = [f"results/data/{d}/splits/summary.csv" for d in DATASETS]
     for experiment in EXPERIMENTS:
         targets += experiment_targets(experiment)
+    # run records across experiments (records.smk), logged to MLflow when tracking.mlflow_uri is set
+    targets += [RUNS_CSV, RUN_SCORES_CSV] + ([MLFLOW_RECEIPT] if TRACKING.mlflow_uri else [])
     return targets
 
 
@@ -386,3 +391,18 @@ def per_image_scores(wildcards):
 def preflight_files(wildcards):
     """Every method's preflight record (its measured cost), in EXPLAIN_METHODS order."""
     return [f"results/{wildcards.experiment}/explain/preflight/{m}.json" for m in EXPLAIN_METHODS]
+
+
+# Run records (records.smk)
+
+
+def record_inputs(wildcards):
+    """The files an experiment's run record reads or names, under their ferxai.records.PATHS names."""
+    e = wildcards.experiment
+    inputs = {"model": model_checkpoint(wildcards), "test_summary": f"results/{e}/eval/test_summary.json",
+              "predictions": f"results/{e}/eval/predictions.csv"}
+    if explain_targets(config, e):
+        inputs["explain_store"] = f"results/{e}/explain/store.zarr"
+    if assess_targets(config, e):
+        inputs["scores"] = f"results/{e}/assess/scores.csv"
+    return inputs
