@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-workflow
 
-.PHONY: run test lint dryrun clean help remote repro push pull checkout
+.PHONY: run test report lint dryrun clean help remote repro push pull checkout
 
 help:
 	@echo "make run   - set up and run the default pipeline (synthetic FER data, compact CNN)"
 	@echo "make test  - set up and run the test suite"
+	@echo "make report - run the pipeline and build report.html (REPORT=report.zip for large runs)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,14 @@ run: $(STAMP)
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
+# The report: the pipeline, the report's own items (workflow/rules/report.smk, requested through
+# their last one, report/run_facts.html), then Snakemake's single-file HTML report of all of it.
+# Large runs: REPORT=report.zip (a folder of files with an index, instead of one embedded page).
+REPORT ?= report.html
+report: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) report/run_facts.html
+	$(BIN)/snakemake --report $(REPORT) report/run_facts.html
+
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
@@ -35,7 +44,7 @@ dryrun: $(STAMP)
 	$(BIN)/snakemake -n
 
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results report report.html report.zip logs benchmarks .snakemake
 
 # DVC (dvc.yaml runs the workflow stage by stage; docs/running-dvc.md). The default remote is a
 # local folder beside the checkout; S3 and S3-compatible servers are described in the doc.

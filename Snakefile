@@ -18,6 +18,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/assess.smk"
 include: "workflow/rules/records.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

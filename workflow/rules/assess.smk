@@ -39,7 +39,7 @@ if metrics_of("localisation"):
             report(
                 "results/{experiment}/assess/mask_zoom.png",
                 caption="../report/assess_mask_zoom.rst",
-                category="Explanation scores",
+                category="Explanation quality",
                 subcategory="{experiment}",
             ),
         params:
@@ -268,7 +268,7 @@ rule assess_scores:
             report(
                 f"results/{{experiment}}/assess/{name}.png",
                 caption=f"../report/assess_{name}.rst",
-                category="Explanation scores",
+                category="Explanation quality",
                 subcategory="{experiment}",
             )
             for name in assess_figures(config)

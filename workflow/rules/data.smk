@@ -60,9 +60,11 @@ rule splits:
             "results/data/{dataset}/splits/summary.csv",
             caption="../report/splits.rst",
             category="Data",
+            subcategory="{dataset}",
         ),
         duplicates="results/data/{dataset}/splits/duplicates.csv",
         label_conflicts="results/data/{dataset}/splits/label_conflicts.csv",
+        subject_leaks="results/data/{dataset}/splits/subject_leaks.csv",
     params:
         code=code_of("splits.py"),
         settings=lambda wc: dataset_config(wc)["splits"],

@@ -156,7 +156,14 @@ rule method_grids:
         inputs="results/{experiment}/explain/inputs.npz",
         attributions=condition_attribution_files,
     output:
-        directory("results/{experiment}/explain/{condition}/grids"),
+        # one report item per image (the runner/ layout folder is left out)
+        report(
+            directory("results/{experiment}/explain/{condition}/grids"),
+            patterns=["{image,[^/]+}.png"],
+            caption="../report/method_grids.rst",
+            category="Explanations",
+            subcategory="{experiment} {condition}: every method per image",
+        ),
     params:
         code=code_of("method_grids.py"),
         methods=lambda wc: EXPLAIN_METHODS,

@@ -1,0 +1,212 @@
+"""The report (workflow/rules/report.smk, `make report`): built on the tiny pipeline and opened in
+headless Chromium, as a reader would; and the report items' own pieces on small inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ferxai.report.experiment import methods_page
+from ferxai.report.facts import rule_times
+from ferxai.report.targets import RUN_FACTS, not_scored, report_targets
+from tinyflow import TINY, make_workdir, snakemake
+
+CATEGORIES = ["Data", "Training", "Evaluation", "Explanations", "Explanation quality", "Run facts"]
+# a method that cannot run on this model: the run keeps going and the report must say why
+BROKEN = {"broken_cam": {"method": "gradcam", "target_layer": "features.no_such_block"}}
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+INSTALL = "apt-get install -y chromium chromium-driver (Debian's packages; .ci/run does it on CI)"
+
+
+def report_config() -> dict:
+    cfg = json.loads(json.dumps(TINY))
+    cfg["explain"]["methods"] = {**cfg["explain"]["methods"], **BROKEN}
+    cfg["assess"] = {"metrics": {"sparseness": {}}, "randomisation": {"images": 0}}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The tiny pipeline, the report's items (through report/run_facts.html) and report.html."""
+    workdir = make_workdir(tmp_path_factory.mktemp("report"), report_config())
+    snakemake(workdir, RUN_FACTS)
+    snakemake(workdir, "--report", "report.html", RUN_FACTS)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip(f"no headless Chromium at {CHROMIUM} / {CHROMEDRIVER}: {INSTALL}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1500,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(2)
+    yield driver
+    driver.quit()
+
+
+SIDEBAR = "//h1[contains(., 'Snakemake')]/.."  # the report's menu: heading, breadcrumbs, lists
+
+
+def sidebar(driver):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.XPATH, SIDEBAR)
+
+
+def menu_links(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [a.text for a in sidebar(driver).find_elements(By.TAG_NAME, "a") if a.text]
+
+
+def open_menu(driver, url: str, category: str, subcategory: str | None = None) -> None:
+    """From the report's start page, click `category` (and `subcategory`) in the menu."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(url)
+    sidebar(driver).find_element(By.LINK_TEXT, category).click()
+    if subcategory is not None:
+        sidebar(driver).find_element(By.LINK_TEXT, subcategory).click()
+
+
+def listed_files(driver) -> dict[str, object]:
+    """File name -> its view button, for every result the menu lists now."""
+    from selenium.webdriver.common.by import By
+
+    rows = sidebar(driver).find_elements(By.CSS_SELECTOR, "tbody tr")
+    return {row.find_element(By.TAG_NAME, "td").text: row.find_element(By.CSS_SELECTOR, "a[iconname=eye]")
+            for row in rows}
+
+
+def shown_image_size(driver) -> tuple[int, int]:
+    """Natural size of the PNG the content pane shows, once decoded (a timeout if none does)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    script = ("const img = [...document.querySelectorAll('img')].find(i => i.src.startsWith('data:image/png')); "
+              "return img && img.complete ? [img.naturalWidth, img.naturalHeight] : [0, 0];")
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(script)[0] > 0)
+    return tuple(driver.execute_script(script))
+
+
+def shown_page_text(driver) -> str:
+    """Text of the HTML result the content pane shows (Snakemake puts it in an iframe)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    frame = WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "iframe"))
+    driver.switch_to.frame(frame)
+    try:
+        return driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        driver.switch_to.default_content()
+
+
+@pytest.mark.slow
+def test_every_category_is_there_and_its_results_render(built, browser, tmp_path):
+    url = (built / "report.html").as_uri()
+    browser.get(url)
+    assert [c for c in CATEGORIES if c not in menu_links(browser)] == []
+    seen: dict[str, list[str]] = {}
+    for category in CATEGORIES:
+        open_menu(browser, url, category)
+        # a category with one subcategory lists its files at once; otherwise its subcategories
+        places = [None] if listed_files(browser) else [
+            s for s in menu_links(browser) if s not in ("Results", category)]
+        assert places, f"{category}: neither files nor subcategories listed"
+        for sub in places:
+            open_menu(browser, url, category, sub)
+            names = list(listed_files(browser))
+            assert names, f"{category} / {sub}: no results listed"
+            seen.setdefault(category, []).extend(names)
+            for name in names:
+                if not name.endswith((".png", ".html")):
+                    continue
+                open_menu(browser, url, category, sub)  # a fresh menu: buttons go stale on every click
+                listed_files(browser)[name].click()
+                if name.endswith(".png"):
+                    width, height = shown_image_size(browser)
+                    assert width > 0 and height > 0, f"{category} / {sub}: {name} does not render"
+                else:
+                    assert shown_page_text(browser).strip(), f"{category} / {sub}: {name} shows no text"
+    assert any(n.endswith("samples.png") for n in seen["Data"])
+    assert any(n.endswith("findings.html") for n in seen["Data"])
+    assert any(n.endswith("training_settings.html") for n in seen["Training"])
+    assert any(n.endswith("per_class.png") for n in seen["Evaluation"])
+    assert any("/grids/" in n for n in seen["Explanations"])  # the per-image method grids
+    assert any(n.endswith("methods.html") for n in seen["Explanation quality"])
+    assert any(n.endswith("leaderboard.png") for n in seen["Explanation quality"])
+    assert seen["Run facts"] == [RUN_FACTS]
+    # what a reader sees: the findings page says what was checked, the methods page what failed
+    open_menu(browser, url, "Data")
+    listed_files(browser)["report/data/tiny/findings.html"].click()
+    assert "no input rejected" in shown_page_text(browser)
+    open_menu(browser, url, "Explanation quality")
+    listed_files(browser)["report/experiments/tiny_cnn/methods.html"].click()
+    assert "no_such_block" in shown_page_text(browser)
+    open_menu(browser, url, "Data")
+    listed_files(browser)["report/data/tiny/samples.png"].click()
+    shown_image_size(browser)
+    shot = tmp_path / "report.png"
+    browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_report_items_say_what_failed_and_what_the_run_was(built):
+    methods = (built / "report/experiments/tiny_cnn/methods.html").read_text()
+    assert "1 of 3 methods failed" in methods and "no_such_block" in methods
+    facts = (built / RUN_FACTS).read_text()
+    assert "training ran on" in facts and "cpu (mixed precision off)" in facts
+    # wall time per rule from the benchmark files: the training job's own line
+    assert "<td>train</td>" in facts and "<td>report_dataset</td>" in facts
+    assert "not a git checkout" in facts  # the tiny copy is no git checkout
+    findings = (built / "report/data/tiny/findings.html").read_text()
+    assert "no input rejected" in findings and "no duplicate across splits" in findings
+    assert set(report_targets(report_config())) <= {str(p.relative_to(built)) for p in built.glob("report/**/*")
+                                                    if p.is_file()}
+
+
+def test_an_experiment_without_scores_is_reported_as_such(tmp_path):
+    cfg = json.loads(json.dumps(TINY))
+    assert "no assess section" in not_scored(cfg, "tiny_cnn")
+    cfg["assess"] = {"metrics": {"sparseness": {}}}
+    assert not_scored(cfg, "tiny_cnn") is None
+    status = [{"method": "saliency", "registry": "saliency", "family": "gradient", "seconds_per_image": 0.01,
+               "preflight_failed": "", "failures": {}, "scores": None}]
+    page = tmp_path / "methods.html"
+    methods_page(page, "tiny_cnn", status, ["clean"], not_scored(TINY, "tiny_cnn"))
+    text = page.read_text()
+    assert "explanations not scored" in text and "not scored" in text and "all 1 methods" in text
+
+
+def test_wall_time_per_rule_reads_each_benchmark_file_as_its_rule(tmp_path, monkeypatch):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {"benchmarks/e/explain/clean/saliency/shard-0.tsv": 2.0,
+             "benchmarks/e/explain/clean/saliency/shard-1.tsv": 3.0,
+             "benchmarks/e/explain/preflight/saliency.tsv": 5.0,
+             "benchmarks/e/train.tsv": 7.5, "benchmarks/stray.tsv": 1.0}
+    for name, seconds in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(header + f"{seconds}\t0:00:0{int(seconds)}\t100\t1\t1\t1\t0\t0\t0\t0\n")
+    patterns = {"attribute": "benchmarks/{experiment}/explain/{condition}/{method}/shard-{shard}.tsv",
+                "preflight": "benchmarks/{experiment}/explain/preflight/{method}.tsv",
+                "train": "benchmarks/{experiment}/train.tsv"}
+    monkeypatch.chdir(tmp_path)
+    times, unmatched = rule_times("benchmarks", patterns)
+    assert [(t.rule, t.jobs, t.total_s, t.max_s) for t in times] == [
+        ("train", 1, 7.5, 7.5), ("attribute", 2, 5.0, 3.0), ("preflight", 1, 5.0, 5.0)]
+    assert unmatched == ["benchmarks/stray.tsv"]
+    (tmp_path / "benchmarks/e/train.tsv").write_text(header)
+    with pytest.raises(ValueError, match="train.tsv: benchmark file without a data row"):
+        rule_times("benchmarks", patterns)
