@@ -73,8 +73,8 @@ def commit(cwd: Path, message: str) -> None:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file DVC tracks in a checkout: results/ and the report, by relative path."""
-    files = {p: p for p in (root / "results").rglob("*") if p.is_file()}
+    """Every file DVC tracks in a checkout: results/, the report's items and the report, by relative path."""
+    files = {p: p for folder in ("results", "report") for p in (root / folder).rglob("*") if p.is_file()}
     files[root / "report.html"] = root / "report.html"
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
@@ -142,6 +142,9 @@ def test_repro_runs_every_stage_from_the_config(built):
     scores = json.loads((built.repo / f"results/{EXP}/scores.json").read_text())
     assert set(scores["clean"]["sparseness"]) == set(TINY["explain"]["methods"])
     assert (built.repo / "report.html").stat().st_size > 10_000
+    # the report's own items are the report stage's outs, in the page
+    assert (built.repo / "report/data/tiny/samples.png").stat().st_size > 1_000
+    assert "report/data/tiny/samples.png" in (built.repo / "report.html").read_text()
     with open(built.repo / "results" / "runs.csv", newline="") as handle:
         runs = list(csv.DictReader(handle))
     assert [r["experiment"] for r in runs] == [EXP] and float(runs[0]["test/accuracy"]) == summary["accuracy"]
