@@ -149,6 +149,33 @@ def test_replicates_are_experiments_with_the_next_seeds_compared_to_the_first():
     assert experiment_settings(cfg, "tiny_cnn_rep2")["train"]["epochs"] == cfg["train"]["epochs"]
 
 
+def test_disjoint_replicates_train_on_the_parts_of_one_partition():
+    cfg = agreement_config()
+    cfg["experiments"]["tiny_cnn"].update(replicates=3, replicate_data="disjoint")
+    cfg["experiments"] = expand_replicates(cfg)
+    check_config(cfg)
+    trains = [experiment_settings(cfg, e)["train"] for e in replicates_of(cfg, "tiny_cnn")]
+    assert [(t["data_part"], t["data_parts"]) for t in trains] == [(0, 3), (1, 3), (2, 3)]
+    assert len({t.get("seed", 0) for t in trains}) == 3
+    assert "data_parts" not in experiment_settings(cfg, "tiny_shuffled")["train"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["experiments"]["tiny_cnn"].update(replicate_data="disjoint"),
+     r"experiments\.tiny_cnn\.replicate_data: only means something with replicates"),
+    (lambda c: c["experiments"]["tiny_cnn"].update(train={"data_parts": 2, "data_part": 2}),
+     r"experiments\.tiny_cnn\.train\.data_part: 2 is not one of the 2 parts"),
+    (lambda c: c["train"].update(data_part=1),
+     r"^train\.data_part: 1 is not one of the 1 parts"),
+])
+def test_bad_training_parts_fail_naming_the_key(change, message):
+    cfg = agreement_config()
+    change(cfg)
+    with pytest.raises(ConfigError, match=message):
+        cfg["experiments"] = expand_replicates(cfg)
+        check_config(cfg)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["experiments"].update(tiny_cnn_rep2={"dataset": "tiny", "model": "cnn"}),
      r"experiments\.tiny_cnn\.replicates: replicate 'tiny_cnn_rep2' would replace the experiment of that name"),

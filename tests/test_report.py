@@ -166,6 +166,7 @@ def test_every_category_is_there_and_its_results_render(built, browser, tmp_path
 def test_report_items_say_what_failed_and_what_the_run_was(built):
     methods = (built / "report/experiments/tiny_cnn/methods.html").read_text()
     assert "1 of 3 methods failed" in methods and "no_such_block" in methods
+    assert "results/tiny_cnn/model/best.pt" in methods  # the model each method's maps came from
     facts = (built / RUN_FACTS).read_text()
     assert "training ran on" in facts and "cpu (mixed precision off)" in facts
     # wall time per rule from the benchmark files: the training job's own line

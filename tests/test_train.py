@@ -330,3 +330,32 @@ def test_a_model_trained_on_shuffled_labels_cannot_learn_the_task(tmp_path):
             best_path=out / "best.pt", last_path=out / "last.pt", log_path=out / "train_log.jsonl")
         accuracy[shuffle] = records[-1].val_accuracy
     assert accuracy[False] > 0.9 and accuracy[True] < 0.8
+
+
+def test_training_parts_are_disjoint_class_stratified_and_cover_the_split():
+    from ferxai.train import training_part
+
+    labels = np.repeat(np.arange(3), [10, 7, 4])
+    parts = [training_part(labels, p, 3) for p in range(3)]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(labels)))   # disjoint and complete
+    for part in parts:
+        assert np.all(np.diff(part) > 0)                                         # in split order
+        counts = np.bincount(labels[part], minlength=3)
+        assert np.all(np.abs(counts - np.array([10, 7, 4]) / 3) < 1)             # every class, evenly
+    np.testing.assert_array_equal(parts[0], training_part(labels, 0, 3))         # one partition for all
+    with pytest.raises(ValueError, match=r"train\.data_part: 3 is not a part of 3"):
+        training_part(labels, 3, 3)
+
+
+def test_a_model_trained_on_one_part_sees_only_that_part(tmp_path, caplog):
+    x, y = bars(16)
+    vx, vy = bars(8, seed=1)
+    train_csv, val_csv = write_split(tmp_path, "train", x, y), write_split(tmp_path, "val", vx, vy)
+    model_settings = {"arch": "fer_cnn", "input_size": 16, "channels": 1, "options": {"widths": [8, 8, 16]}}
+    with caplog.at_level("INFO", logger="ferxai.train"):
+        train_experiment(train_csv, val_csv, ["h", "v"], model_settings,
+                         {"epochs": 1, "batch_size": 8, "device": "cpu", "augment": NO_AUG,
+                          "data_parts": 2, "data_part": 1},
+                         best_path=tmp_path / "best.pt", last_path=tmp_path / "last.pt",
+                         log_path=tmp_path / "train_log.jsonl")
+    assert "training on part 2 of 2" in caplog.text and ": 16 images" in caplog.text

@@ -7,6 +7,7 @@ cannot: cross references between sections, and the merged settings each stage se
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from typing import Any, Mapping, Sequence
 
@@ -150,26 +151,36 @@ def replicate_name(experiment: str, index: int) -> str:
 def expand_replicates(config: Mapping[str, Any]) -> dict[str, Any]:
     """`experiments` with every `replicates: K` entry followed by its K - 1 replicates: the same
     dataset and model, trained with train.seed + 1, ..., + K - 1, explaining the experiment's images
-    (`compare_to`). The entry itself keeps `replicates`, so the summary knows its replicates."""
+    (`compare_to`). The entry itself keeps `replicates`, so the summary knows its replicates. With
+    `replicate_data: disjoint` the K models train on the K disjoint parts of the training split
+    (train.data_parts, data_part), the experiment itself on the first."""
     experiments = dict(config["experiments"] or {})
     expanded: dict[str, Any] = {}
     for name, exp in experiments.items():
         expanded[name] = exp
         count = exp.get("replicates")
         if count is None:
+            if "replicate_data" in exp:
+                raise ConfigError(f"experiments.{name}.replicate_data: only means something with replicates: K")
             continue
         key = f"experiments.{name}.replicates"
         if exp.get("model_from") or config["models"].get(exp["model"], {}).get("checkpoint"):
             raise ConfigError(f"{key}: replicates are models trained with different seeds, but this experiment "
                               "trains nothing (model_from or models.<name>.checkpoint)")
         seed = deep_merge(config.get("train", {}), exp.get("train") or {}).get("seed", 0)
+        if exp.get("replicate_data", "same") == "disjoint":
+            # every replicate on its own part of the training split, the experiment itself on the first
+            exp = expanded[name] = {**exp, "train": deep_merge(exp.get("train") or {},
+                                                               {"data_parts": count, "data_part": 0})}
         for index in range(2, count + 1):
             replica = replicate_name(name, index)
             if replica in experiments:
                 raise ConfigError(f"{key}: replicate {replica!r} would replace the experiment of that name; "
                                   "rename one of them")
-            entry = {k: copy.deepcopy(v) for k, v in exp.items() if k not in ("replicates", "compare_to")}
-            entry["train"] = deep_merge(exp.get("train") or {}, {"seed": seed + index - 1})
+            entry = {k: copy.deepcopy(v) for k, v in exp.items()
+                     if k not in ("replicates", "replicate_data", "compare_to")}
+            part = {"data_part": index - 1} if exp.get("replicate_data") == "disjoint" else {}
+            entry["train"] = deep_merge(exp.get("train") or {}, {"seed": seed + index - 1, **part})
             entry["compare_to"] = name
             expanded[replica] = entry
     return expanded
@@ -179,6 +190,80 @@ def replicates_of(config: Mapping[str, Any], experiment: str) -> list[str]:
     """The experiment and its replicates, in order; [] for an experiment without `replicates`."""
     count = (config["experiments"][experiment] or {}).get("replicates")
     return [experiment, *(replicate_name(experiment, i) for i in range(2, count + 1))] if count else []
+
+
+def decorrelated(config: Mapping[str, Any], experiment: str) -> bool:
+    """Whether `experiment` explains each method with its own model (experiments.<name>.decorrelate,
+    else explain.decorrelate)."""
+    exp = (config["experiments"] or {})[experiment] or {}
+    if "decorrelate" in exp:
+        return bool(exp["decorrelate"])
+    return bool((config.get("explain") or {}).get("decorrelate", False))
+
+
+def method_model_name(experiment: str, method: str) -> str:
+    """The experiment name of the model that explains `method` in a decorrelated `experiment`."""
+    return f"{experiment}_for_{method}"
+
+
+def method_model_seed(seed: int, method: str) -> int:
+    """A training seed of its own for `method`'s model: from the method's label, not its place in
+    the list, so adding or removing a method trains or drops that method's model only."""
+    return seed + 1 + int(hashlib.sha256(method.encode()).hexdigest()[:8], 16) % 1_000_000
+
+
+def model_explained_methods(config: Mapping[str, Any]) -> list[str]:
+    """The configured methods (labels) that look at the model: every family but the controls."""
+    from ferxai.explain import catalog
+
+    return [label for label, spec in explain_methods(config).items()
+            if catalog.get(spec["method"]).family != "control"]
+
+
+def expand_decorrelated(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`experiments` with, after every decorrelated experiment, one model-only experiment per
+    method that looks at the model (<experiment>_for_<method>): the same dataset, model and
+    training, another seed (method_model_seed), trained and evaluated but not explained itself
+    (`model_for`). The experiment's own model still selects the images and sets the targets."""
+    experiments = dict(config["experiments"] or {})
+    expanded: dict[str, Any] = {}
+    for name, exp in experiments.items():
+        expanded[name] = exp
+        if not decorrelated(config, name):
+            continue
+        key = f"experiments.{name}.decorrelate" if "decorrelate" in (exp or {}) else "explain.decorrelate"
+        if exp.get("model_from") or config["models"].get(exp["model"], {}).get("checkpoint"):
+            raise ConfigError(f"{key}: experiment {name!r} trains no model (model_from or models.<name>.checkpoint), "
+                              "so it has no recipe to train one model per method; set decorrelate: false on it")
+        if exp.get("replicates"):
+            raise ConfigError(f"{key}: experiment {name!r} also has replicates; decorrelated maps of every "
+                              "replicate would train one model per method and replicate. Use one or the other")
+        seed = deep_merge(config.get("train", {}), exp.get("train") or {}).get("seed", 0)
+        for method in model_explained_methods(config):
+            model_name = method_model_name(name, method)
+            if model_name in experiments:
+                raise ConfigError(f"{key}: the model of method {method!r} would be experiment {model_name!r}, "
+                                  "which the configuration already has; rename one of them")
+            entry = {k: copy.deepcopy(v) for k, v in exp.items() if k not in ("decorrelate", "compare_to")}
+            entry["train"] = deep_merge(exp.get("train") or {}, {"seed": method_model_seed(seed, method)})
+            entry["model_for"] = {"experiment": name, "method": method}
+            entry["decorrelate"] = False
+            expanded[model_name] = entry
+    return expanded
+
+
+def method_models(config: Mapping[str, Any], experiment: str) -> dict[str, str]:
+    """Method label -> the experiment whose model explains it, for a decorrelated experiment
+    (after expand_decorrelated); {} otherwise (every method uses the experiment's model)."""
+    if not decorrelated(config, experiment):
+        return {}
+    return {m: method_model_name(experiment, m) for m in model_explained_methods(config)}
+
+
+def explained(config: Mapping[str, Any], experiment: str) -> bool:
+    """False for the model-only experiments of decorrelated ones: trained and evaluated, their
+    models explain one method of another experiment, and they explain nothing themselves."""
+    return not ((config["experiments"] or {})[experiment] or {}).get("model_for")
 
 
 def _check_model_from(config: Mapping[str, Any], experiment: str, model_from: str, model: str) -> None:
@@ -198,10 +283,20 @@ def _check_model_from(config: Mapping[str, Any], experiment: str, model_from: st
                           f"comes from experiment {model_from!r} (model_from), nothing is trained here")
 
 
+def _check_data_part(config: Mapping[str, Any], experiment: str, train: Mapping[str, Any]) -> None:
+    parts, part = train.get("data_parts", 1), train.get("data_part", 0)
+    if not 0 <= part < parts:
+        own = "data_part" in ((config["experiments"][experiment] or {}).get("train") or {})
+        key = f"experiments.{experiment}.train.data_part" if own else "train.data_part"
+        raise ConfigError(f"{key}: {part} is not one of the {parts} parts (train.data_parts) of the training "
+                          f"split: 0 to {parts - 1}")
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Fail early, before any job runs, on cross-reference errors the schema cannot see."""
     for name in config["experiments"]:
         settings = experiment_settings(config, name)
+        _check_data_part(config, name, settings["train"])
         if has_no_classes(config, name):
             _check_experiment_without_classes(config, name, settings)
     for name, dataset in config["datasets"].items():

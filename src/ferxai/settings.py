@@ -101,6 +101,10 @@ class ExplainSettings(Settings):
     # gallery, store and scorecard show it failed, and every other method goes on); "stop" fails
     # the job as any error does.
     on_error: str = "record"
+    # Every method's maps from its own model, trained like the experiment's with another seed, so
+    # that no two methods share a model (ferxai.config.expand_decorrelated); controls, which
+    # ignore the model, keep the experiment's. experiments.<name>.decorrelate overrides it.
+    decorrelate: bool = False
     methods: Mapping[str, Any] = field(default_factory=dict)  # label -> parameters (explain.catalog)
 
     def selection(self) -> dict[str, Any]:

@@ -43,7 +43,8 @@ def explain_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
 
     explain = ExplainSettings.from_dict(config.get("explain"))
     methods = list(explain.methods)
-    if not methods:
+    # the model-only experiments of a decorrelated one (ferxai.config.expand_decorrelated)
+    if not methods or (config["experiments"][experiment] or {}).get("model_for"):
         return []
     root = f"results/{experiment}/explain"
     targets = [f"{root}/store.zarr"]
@@ -64,7 +65,8 @@ def assess_targets(config: Mapping[str, Any], experiment: str) -> list[str]:
     explain = ExplainSettings.from_dict(config.get("explain"))
     assess = AssessSettings.from_dict(config.get("assess"))
     # no `assess:` section, no scoring (a configuration written before the stage existed)
-    if "assess" not in config or not explain.methods or not (assess.metrics or assess.randomisation.images > 0):
+    if "assess" not in config or not explain_targets(config, experiment) or not (
+            assess.metrics or assess.randomisation.images > 0):
         return []
     root = f"results/{experiment}/assess"
     from ferxai.config import assess_metrics

@@ -58,6 +58,10 @@ class TrainSettings(Settings):
     # the data-randomisation sanity check (Adebayo et al. 2018): train on a seeded permutation of
     # the training labels, so the model can only memorise; validation keeps the true labels
     shuffle_labels: bool = False
+    # train on part `data_part` of `data_parts` disjoint, class-stratified parts of the training
+    # split (replicates on disjoint data: experiments.<name>.replicate_data: disjoint)
+    data_parts: int = 1
+    data_part: int = 0
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -76,6 +80,20 @@ class EpochRecord:
 
 
 SHUFFLE_STREAM = 7  # the label permutation's generator: default_rng([seed, SHUFFLE_STREAM])
+PART_STREAM = 11  # the generator of the disjoint training parts (training_part)
+
+
+def training_part(labels: np.ndarray, part: int, parts: int) -> np.ndarray:
+    """Indices (ascending) of part `part` of `parts` disjoint parts of a training split with these
+    labels: each class's images shuffled and dealt out in turn, so every part has about 1/parts of
+    every class. The shuffle does not depend on the training seed: replicates with different seeds
+    get parts of one partition."""
+    labels = np.asarray(labels)
+    if not 0 <= part < parts:
+        raise ValueError(f"train.data_part: {part} is not a part of {parts} (0 to {parts - 1})")
+    rng = np.random.default_rng(PART_STREAM)
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[part::parts] for c in np.unique(labels)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
 def shuffled_labels(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -438,6 +456,11 @@ def train_experiment(
     val_x, val_y, _ = load_split_arrays(val_split, size, channels)
     if len(train_y) == 0:
         raise ValueError(f"{train_split}: the train split is empty")
+    if settings.data_parts > 1:
+        keep = training_part(train_y, settings.data_part, settings.data_parts)
+        train_x, train_y = train_x[keep], train_y[keep]
+        log.info("training on part %d of %d of %s: %d images", settings.data_part + 1, settings.data_parts,
+                 train_split, len(keep))
     if settings.shuffle_labels:
         true_y, train_y = train_y, shuffled_labels(train_y, settings.seed)
         log.info("training labels shuffled (seed %d): %.1f %% of the images keep their class by chance",

@@ -346,6 +346,7 @@ rule replicate_agreement:
         replicates=lambda wc: replicates_of(config, wc.experiment),
         roots=lambda wc: {r: f"results/{r}/assess" for r in replicates_of(config, wc.experiment)[1:]},
         seeds=lambda wc: {r: SETTINGS[r]["train"].get("seed", 0) for r in replicates_of(config, wc.experiment)},
+        training_data=lambda wc: {r: training_data(r) for r in replicates_of(config, wc.experiment)},
         pairs=attribution_keys,
         intervals=ASSESS.intervals.to_dict(),
     log:
@@ -356,3 +357,33 @@ rule replicate_agreement:
         "../../envs/explain.yaml"
     script:
         "../scripts/replicate_agreement.py"
+
+
+rule method_agreement:
+    # Every pair of methods on the same images: for a decorrelated experiment (one model per
+    # method) and for the experiment it is compared to (one model for all).
+    input:
+        inputs="results/{experiment}/explain/inputs.npz",
+        attributions=all_attribution_files,
+    output:
+        table="results/{experiment}/assess/method_agreement.csv",
+        figure=report(
+            "results/{experiment}/assess/method_agreement.png",
+            caption="../report/assess_method_agreement.rst",
+            category="Explanation quality",
+            subcategory="{experiment}",
+        ),
+    params:
+        code=code_of("method_agreement.py"),
+        pairs=attribution_keys,
+        decorrelated=lambda wc: bool(METHOD_MODELS[wc.experiment]),
+        agreement=ASSESS.agreement.to_dict(),
+        intervals=ASSESS.intervals.to_dict(),
+    log:
+        "logs/{experiment}/assess/method_agreement.log",
+    benchmark:
+        "benchmarks/{experiment}/assess/method_agreement.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/method_agreement.py"

@@ -25,10 +25,13 @@ from ferxai.config import (
     check_config,
     config_layers,
     config_origin,
+    expand_decorrelated,
     expand_replicates,
     experiment_settings,
     explain_methods,
+    explained,
     has_no_classes,
+    method_models,
     replicates_of,
 )
 from ferxai.data.options import ADAPTERS
@@ -53,6 +56,8 @@ except WorkflowError as err:
 try:
     # Replicates are ordinary experiments from here on: every rule and target sees them.
     config["experiments"] = expand_replicates(config)
+    # so are the models of decorrelated experiments' methods (<experiment>_for_<method>)
+    config["experiments"] = expand_decorrelated(config)
     check_config(config)
 except ConfigError as err:
     raise WorkflowError(f"{config_origin(err.key, config_sources())}: {err}") from None
@@ -67,6 +72,8 @@ TRACKING = TrackingSettings.from_dict(config.get("tracking"))
 DATASETS = sorted(config["datasets"])
 EXPERIMENTS = sorted(config["experiments"])
 SETTINGS = {name: experiment_settings(config, name) for name in EXPERIMENTS}
+# decorrelated experiments: method label -> the experiment whose model explains it
+METHOD_MODELS = {name: method_models(config, name) for name in EXPERIMENTS}
 
 
 wildcard_constraints:
@@ -86,9 +93,12 @@ def data_dir(wildcards):
 
 
 def model_checkpoint(wildcards):
-    """The checkpoint later stages use: trained here, the user's own (bring-your-own), or that of
-    the experiment named by `model_from`."""
+    """The checkpoint later stages use: trained here, the user's own (bring-your-own), that of
+    the experiment named by `model_from`, or, in a per-method job of a decorrelated experiment,
+    the model of that method."""
     experiment = SETTINGS[wildcards.experiment]["model_from"] or wildcards.experiment
+    method = getattr(wildcards, "method", None)
+    experiment = METHOD_MODELS[wildcards.experiment].get(method, experiment)
     if SETTINGS[experiment]["model"].get("checkpoint"):
         return f"results/{experiment}/model/imported.pt"
     return f"results/{experiment}/model/best.pt"
@@ -268,10 +278,18 @@ def agreement_outputs():
     return [per_image_file("results/{experiment}/assess", c, m, AGREEMENT) for c in CONDITIONS for m in EXPLAIN_METHODS]
 
 
+def training_data(experiment):
+    """What an experiment's model trained on: "all" of the training split or "part i of K"."""
+    train = SETTINGS[experiment]["train"]
+    parts = train.get("data_parts", 1)
+    return "all" if parts == 1 else f"part {train.get('data_part', 0) + 1} of {parts}"
+
+
 def comparison_targets(experiment):
-    """The agreement files of an experiment with compare_to, and the replicate summary of one with
-    replicates (when methods are explained at all)."""
-    if not EXPLAIN_METHODS:
+    """The agreement files of an experiment with compare_to, the replicate summary of one with
+    replicates, and the method-against-method agreement of a decorrelated experiment and of the
+    one it is compared to (when methods are explained at all)."""
+    if not EXPLAIN_METHODS or not explained(config, experiment):
         return []
     root = f"results/{experiment}/assess"
     targets = []
@@ -280,6 +298,10 @@ def comparison_targets(experiment):
     if replicates_of(config, experiment):
         targets += [f"{root}/replicate_agreement.csv", f"{root}/replicate_accuracy.csv",
                     f"{root}/replicate_agreement.png"]
+    # methods against methods: a decorrelated experiment, and the one it is compared to
+    if METHOD_MODELS[experiment] or any(METHOD_MODELS[e] and SETTINGS[e]["compare_to"] == experiment
+                                        for e in EXPERIMENTS):
+        targets += [f"{root}/method_agreement.csv", f"{root}/method_agreement.png"]
     return targets
 
 

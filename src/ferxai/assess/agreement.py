@@ -89,17 +89,19 @@ def write_agreement(inputs_npz: str | os.PathLike, reference_inputs_npz: str | o
 
 
 REPLICATE_COLUMNS = ("method", "condition", "similarity", "mean", "ci_low", "ci_high", "n", "replicates")
-ACCURACY_COLUMNS = ("experiment", "seed", "accuracy", "macro_f1")
+ACCURACY_COLUMNS = ("experiment", "seed", "training_data", "accuracy", "macro_f1")
 
 
 def write_replicate_agreement(base: str, seeds: Mapping[str, int], test_summaries: Mapping[str, str],
                               roots: Mapping[str, str], pairs: Sequence[tuple[str, str]],
                               intervals: Mapping[str, Any], out_csv: str | os.PathLike,
-                              accuracy_csv: str | os.PathLike) -> list[dict[str, Any]]:
+                              accuracy_csv: str | os.PathLike,
+                              training_data: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Over all replicates of `base` (`roots`: replicate -> its assess folder, whose agreement files
     compare it with `base`): per (condition, method) and similarity the mean over every image of
     every replicate with a bootstrap interval over those values; and each model's test accuracy,
-    so one sees that the replicates are equally good models."""
+    so one sees that the replicates are equally good models (`training_data`: experiment -> what
+    it trained on, e.g. "part 1 of 2"; "all" where not given)."""
     rows: list[dict[str, Any]] = []
     for condition, method in pairs:
         per_image = {name: [] for name in AGREEMENT_SIMILARITIES}
@@ -117,7 +119,8 @@ def write_replicate_agreement(base: str, seeds: Mapping[str, int], test_summarie
     for experiment in [base, *roots]:
         with open(test_summaries[experiment], encoding="utf-8") as handle:
             test = json.load(handle)
-        accuracy.append((experiment, seeds[experiment], test.get("accuracy"), test.get("macro_f1")))
+        accuracy.append((experiment, seeds[experiment], (training_data or {}).get(experiment, "all"),
+                         test.get("accuracy"), test.get("macro_f1")))
     write_table(accuracy_csv, ACCURACY_COLUMNS, accuracy)
     return rows
 

@@ -69,4 +69,4 @@ def write_store(inputs_npz: str | Path, gathered: Sequence[tuple[str, str, str |
     for condition, label, path in gathered:
         maps, _, meta = load_shard(path)
         write_attributions(out_dir, condition, label, maps, attrs={k: meta[k] for k in (
-            "method", "params", "signed", "library", "family", "output", "seed", "failed") if k in meta})
+            "method", "params", "signed", "library", "family", "output", "seed", "model", "failed") if k in meta})

@@ -134,6 +134,7 @@ class _Job:
     def __init__(self, checkpoint: str | Path, inputs_npz: str | Path, spec: Mapping[str, Any],
                  settings: Mapping[str, Any] | ExplainSettings):
         self.spec = spec
+        self.checkpoint = str(checkpoint)  # recorded with the maps: which model made them
         self.settings = ExplainSettings.from_dict(settings)
         self.device = resolve_device(self.settings.device)
         model, self.meta = load_checkpoint(checkpoint, map_location=self.device)
@@ -176,7 +177,7 @@ class _Job:
         h, w = self.inputs["images"].shape[-2:]
         meta = {"start": start, "total": len(self.inputs["ids"]), "shard_size": self.settings.shard_size,
                 "method": self.spec["method"], "params": dict(self.spec.get("params", {})), "condition": condition,
-                "seed": self.settings.seed, "failed": reason}
+                "seed": self.settings.seed, "model": self.checkpoint, "failed": reason}
         save_shard(out_npz, np.full((stop - start, h, w), np.nan, np.float32), self.inputs["ids"][start:stop].tolist(),
                    meta, arrays={"targets": self.targets[start:stop]})
 
@@ -200,7 +201,7 @@ class _Job:
         meta = {"start": start, "total": len(self.inputs["ids"]), "shard_size": self.settings.shard_size,
                 "method": self.spec["method"], "params": desc["params"], "signed": desc["signed"],
                 "library": desc["library"], "family": desc["family"], "output": desc["output"],
-                "condition": condition, "seed": seed, "batch_size": batch_size}
+                "condition": condition, "seed": seed, "batch_size": batch_size, "model": self.checkpoint}
         save_shard(out_npz, out, self.inputs["ids"][start:stop].tolist(), meta,
                    arrays={"targets": targets.cpu().numpy()})
         # In the log, not the shard: shard files stay byte-identical between runs.

@@ -19,7 +19,8 @@ zarr format 3, readable with plain `zarr.open_group(path)` and with
       attributions/
         <condition>/                e.g. clean, gaussian-0.1
           <method>      (sample, y, x)           float32   attrs: method, condition, signed,
-                                                           library, params, versions, ...
+                                                           library, params, model (the checkpoint
+                                                           that made the maps), versions, ...
 
 Per-sample arrays are chunked one image per chunk and grouped into zarr shards of a few MiB
 (one file per shard, so a 7k-image store is not 7k files per array, yet single images read

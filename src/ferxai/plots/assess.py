@@ -200,6 +200,40 @@ def plot_agreement(rows: Sequence[Mapping[str, str]], title: str, ylabel: str) -
     return fig
 
 
+def plot_method_agreement(rows: Sequence[Mapping[str, str]], title: str,
+                          similarity: str = "rank_correlation") -> Figure:
+    """Methods against methods: the mean `similarity` of each pair's maps (first condition), one
+    cell per pair, written in the cell; a failed pair is blank. Rows of
+    ferxai.assess.method_agreement."""
+    condition = rows[0]["condition"] if rows else ""
+    chosen = [r for r in rows if r["condition"] == condition and r["similarity"] == similarity]
+    methods = list(dict.fromkeys([r["method_a"] for r in chosen] + [r["method_b"] for r in chosen]))
+    index = {m: i for i, m in enumerate(methods)}
+    matrix = np.full((len(methods), len(methods)), np.nan)
+    np.fill_diagonal(matrix, 1.0)
+    for r in chosen:
+        if r["status"] == "ok" and r["mean"] not in ("", "nan"):
+            i, j = index[r["method_a"]], index[r["method_b"]]
+            matrix[i, j] = matrix[j, i] = float(r["mean"])
+    side = max(4.0, 0.42 * len(methods) + 2.0)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="viridis", vmin=-1 if np.nanmin(matrix, initial=0) < 0 else 0, vmax=1)
+    ax.set_xticks(range(len(methods)), methods, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(methods)), methods, fontsize=7)
+    if len(methods) <= 16:
+        for (i, j), value in np.ndenumerate(matrix):
+            if i != j and np.isfinite(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                        color="black" if value > 0.5 else "white")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"mean {similarity.replace('_', ' ')}")
+    off = matrix[~np.eye(len(methods), dtype=bool)]
+    mean = f"; mean over pairs {np.nanmean(off):.2f}" if np.isfinite(off).any() else ""
+    ax.set_title(f"{title} ({condition}{mean})", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def mask_window(mask: np.ndarray, margin: int | None = None) -> tuple[slice, slice]:
     """Rows and columns of the mask's bounding box grown by `margin` pixels (default: half the
     box's longer side, at least 2) on every side, inside the image."""
@@ -275,5 +309,6 @@ def write_assess_figures(scores_csv: str | os.PathLike, curves: Mapping[str, Seq
     return written
 
 
-__all__ = ["mask_window", "plot_faithfulness_vs_cost", "plot_leaderboard", "plot_mask_zoom", "plot_robustness",
+__all__ = ["mask_window", "plot_faithfulness_vs_cost", "plot_leaderboard", "plot_mask_zoom", "plot_method_agreement",
+           "plot_robustness",
            "plot_sanity_checks", "write_assess_figures"]

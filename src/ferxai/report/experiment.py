@@ -97,15 +97,16 @@ def method_status(methods: Mapping[str, Mapping[str, Any]], conditions: Sequence
     for label, spec in methods.items():
         record = read_json(preflights[label])
         failures = {}
-        family = ""
+        family = model = ""
         for condition in conditions:
             meta = load_shard_meta(attributions[condition, label])
             family = family or str(meta.get("family", ""))
+            model = model or str(meta.get("model", ""))
             if meta.get("failed"):
                 failures[condition] = str(meta["failed"])
         rows = scores.get(label, [])
         out.append({
-            "method": label, "registry": spec.get("method", label), "family": family,
+            "method": label, "registry": spec.get("method", label), "family": family, "model": model,
             "seconds_per_image": record.get("sec_per_image"), "preflight_failed": record.get("failed") or "",
             "failures": failures,
             "scores": None if scores_csv is None else {
@@ -148,10 +149,11 @@ def methods_page(path: str | os.PathLike, experiment: str, status: Sequence[Mapp
             scored = f"{sc['ok']} scores" + (f"; no values: {', '.join(sc['empty'])}" if sc["empty"] else "")
         seconds = s["seconds_per_image"]
         rows.append([s["method"], s["registry"], s["family"], *cells,
-                     float(seconds) if isinstance(seconds, (int, float)) else "", scored])
+                     float(seconds) if isinstance(seconds, (int, float)) else "", scored, s.get("model", "")])
     if status:
+        # the model column tells a decorrelated experiment's methods apart (explain.decorrelate)
         parts.append(section("Every method", table(["method", "catalog name", "family", *conditions,
-                                                    "seconds / image", "scores"], rows)))
+                                                    "seconds / image", "scores", "model"], rows)))
     write_page(path, f"Experiment {experiment}: explanation methods that ran, failed or were not scored", *parts)
 
 

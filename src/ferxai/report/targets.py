@@ -34,6 +34,9 @@ def not_scored(config: Mapping[str, Any], experiment: str) -> str | None:
 
     if assess_targets(config, experiment):
         return None
+    if model_for := ((config.get("experiments") or {}).get(experiment) or {}).get("model_for"):
+        return (f"this is the model that explains method {model_for['method']!r} of experiment "
+                f"{model_for['experiment']!r} (decorrelate); it explains nothing itself.")
     if not ExplainSettings.from_dict(config.get("explain")).methods:
         return "no explanation method is configured (explain.methods)."
     if "assess" not in config:
@@ -46,7 +49,10 @@ def not_scored(config: Mapping[str, Any], experiment: str) -> str | None:
 
 def report_targets(config: Mapping[str, Any]) -> list[str]:
     targets = [f for d in sorted(config.get("datasets") or {}) for f in dataset_items(d).values()]
-    targets += [f for e in sorted(config.get("experiments") or {}) for f in experiment_items(e).values()]
+    from ferxai.config import explained
+
+    targets += [f for e in sorted(config.get("experiments") or {}) if explained(config, e)
+                for f in experiment_items(e).values()]
     return targets + [RUN_FACTS]
 
 
