@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ferxai.report.experiment import methods_page
+from ferxai.report.experiment import methods_page, reliability_page
 from ferxai.report.facts import rule_times
 from ferxai.report.targets import RUN_FACTS, not_scored, report_targets
 from tinyflow import TINY, make_workdir, snakemake
@@ -172,6 +172,8 @@ def test_report_items_say_what_failed_and_what_the_run_was(built):
     # wall time per rule from the benchmark files: the training job's own line
     assert "<td>train</td>" in facts and "<td>report_dataset</td>" in facts
     assert "not a git checkout" in facts  # the tiny copy is no git checkout
+    reliability = (built / "report/experiments/tiny_cnn/metric_reliability.html").read_text()
+    assert "<td>sparseness</td>" in reliability
     findings = (built / "report/data/tiny/findings.html").read_text()
     assert "no input rejected" in findings and "no duplicate across splits" in findings
     assert set(report_targets(report_config())) <= {str(p.relative_to(built)) for p in built.glob("report/**/*")
@@ -211,3 +213,18 @@ def test_wall_time_per_rule_reads_each_benchmark_file_as_its_rule(tmp_path, monk
     (tmp_path / "benchmarks/e/train.tsv").write_text(header)
     with pytest.raises(ValueError, match="train.tsv: benchmark file without a data row"):
         rule_times("benchmarks", patterns)
+
+
+def test_the_reliability_page_names_metrics_that_do_not_put_random_last(tmp_path):
+    header = "metric,condition,family,direction,methods,random_last,random_beaten_by,random_rank,edge_rank," \
+             "edge_beaten_by,stability_tau\n"
+    (tmp_path / "reliability.csv").write_text(
+        header + "deletion,clean,faithfulness,lower,5,True,1.0,5,2,0.25,0.91\n"
+                 "sparseness,clean,complexity,higher,5,False,0.5,3,1,0.0,\n")
+    page = tmp_path / "reliability.html"
+    reliability_page(page, "tiny_cnn", str(tmp_path / "reliability.csv"), None)
+    text = page.read_text()
+    assert "1 of 2 metrics do not put random last" in text and "sparseness" in text
+    assert "<td>0.91</td>" in text and "<td>100%</td>" in text
+    reliability_page(page, "tiny_cnn", None, "no assess section.")
+    assert "explanations not scored" in page.read_text() and "no assess section." in page.read_text()

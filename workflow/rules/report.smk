@@ -42,6 +42,8 @@ rule report_experiment:
         preflight=preflight_files,
         attributions=all_attribution_files,
         scores=lambda wc: [] if report_files.not_scored(config, wc.experiment) else [f"{assess_root(wc)}/scores.csv"],
+        reliability=lambda wc: [] if report_files.not_scored(config, wc.experiment) else [
+            f"{assess_root(wc)}/metric_reliability.csv"],
     output:
         per_class=report(report_files.experiment_items("{experiment}")["per_class"],
                          caption="../report/per_class.rst", category="Evaluation", subcategory="{experiment}"),
@@ -49,6 +51,9 @@ rule report_experiment:
                         caption="../report/training_settings.rst", category="Training", subcategory="{experiment}"),
         methods=report(report_files.experiment_items("{experiment}")["methods"],
                        caption="../report/methods.rst", category="Explanation quality", subcategory="{experiment}"),
+        reliability=report(report_files.experiment_items("{experiment}")["reliability"],
+                           caption="../report/metric_reliability.rst", category="Explanation quality",
+                           subcategory="{experiment}"),
     params:
         code=code_of("report_experiment.py"),
         settings=lambda wc: SETTINGS[wc.experiment],

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ferxai.report.data import read_rows
-from ferxai.report.html import Raw, badge, para, section, table, write_page
+from ferxai.report.html import Raw, badge, esc, para, section, table, write_page
 
 PER_CLASS_METRICS = ("precision", "recall", "f1")
 METRIC_COLOURS = {"precision": "#4c72b0", "recall": "#dd8452", "f1": "#55a868"}
@@ -157,14 +157,54 @@ def methods_page(path: str | os.PathLike, experiment: str, status: Sequence[Mapp
     write_page(path, f"Experiment {experiment}: explanation methods that ran, failed or were not scored", *parts)
 
 
+RELIABILITY_COLUMNS = ("metric", "condition", "family", "random_last", "random_beaten_by", "random_rank",
+                       "edge_rank", "edge_beaten_by", "stability_tau")
+
+
+def reliability_page(path: str | os.PathLike, experiment: str, reliability_csv: str | None,
+                     not_scored: str | None) -> None:
+    """How far to trust each explanation metric (assess/metric_reliability.csv): metrics that do
+    not put the `random` control last first, then every metric."""
+    title = f"Experiment {experiment}: how far each explanation metric can be trusted"
+    if reliability_csv is None:
+        write_page(path, title, f"<p>{badge(False, 'explanations not scored')} — {not_scored}</p>")
+        return
+    rows = read_rows(reliability_csv, RELIABILITY_COLUMNS)
+
+    def share(text: str) -> str:
+        return f"{float(text):.0%}" if text not in ("", "nan") else ""
+
+    weak = [r for r in rows if r["random_last"] != "True"]
+    parts = [para("A metric earns trust when it ranks the random control (seeded noise) below every method "
+                  "that looks at the model, with separated intervals; when it does not rank edge (Sobel "
+                  "magnitude of the image: structure, no model) near the top; and when its ordering of the "
+                  "methods is stable under bootstrap resampling of the images (mean Kendall τ; 1 = always "
+                  "the same order).")]
+    if weak:
+        parts.append(f"<p>{badge(False, f'{len(weak)} of {len(rows)} metrics do not put random last')}: "
+                     f"{esc(', '.join(sorted({r['metric'] for r in weak})))}. Read their rankings with care.</p>")
+    elif rows:
+        parts.append(f"<p>{badge(True, f'all {len(rows)} metrics put random last')}</p>")
+    parts.append(table(["metric", "condition", "family", "random last", "methods beating random", "random rank",
+                        "edge rank", "methods beating edge", "stability τ"],
+                       [(r["metric"], r["condition"], r["family"], r["random_last"], share(r["random_beaten_by"]),
+                         r["random_rank"], r["edge_rank"], share(r["edge_beaten_by"]),
+                         f"{float(r['stability_tau']):.2f}" if r["stability_tau"] not in ("", "nan") else "")
+                        for r in rows], empty="no metric configured"))
+    write_page(path, title, *parts)
+
+
 def write_experiment_report(experiment: str, summary_json: str, settings: Mapping[str, Any],
                             methods: Mapping[str, Mapping[str, Any]], conditions: Sequence[str],
                             preflights: Mapping[str, str], attributions: Mapping[tuple[str, str], str],
                             scores_csv: str | None, not_scored: str | None,
-                            per_class_png: str, settings_html: str, methods_html: str) -> None:
+                            per_class_png: str, settings_html: str, methods_html: str,
+                            reliability_csv: str | None = None, reliability_html: str | None = None) -> None:
     from ferxai.plots.evaluation import save_figure
 
     save_figure(plot_per_class(read_json(summary_json), experiment, summary_json), per_class_png)
     settings_page(settings_html, experiment, settings)
     status = method_status(methods, conditions, preflights, attributions, scores_csv)
     methods_page(methods_html, experiment, status, conditions, not_scored)
+    if reliability_html is not None:
+        reliability_page(reliability_html, experiment, reliability_csv, not_scored)

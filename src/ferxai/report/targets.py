@@ -24,7 +24,7 @@ def dataset_items(dataset: str) -> dict[str, str]:
 def experiment_items(experiment: str) -> dict[str, str]:
     root = f"{ROOT}/experiments/{experiment}"
     return {"per_class": f"{root}/per_class.png", "settings": f"{root}/training_settings.html",
-            "methods": f"{root}/methods.html"}
+            "methods": f"{root}/methods.html", "reliability": f"{root}/metric_reliability.html"}
 
 
 def not_scored(config: Mapping[str, Any], experiment: str) -> str | None:
