@@ -200,13 +200,17 @@ def layout_model_randomisation(work: Path) -> dict:
     return {}  # an overlay adding experiments on the default dataset: nothing to lay out
 
 
+def layout_disjoint_replicates(work: Path) -> dict:
+    return {}  # an overlay adding experiments on the default dataset: nothing to lay out
+
+
 def layout_decorrelated(work: Path) -> dict:
     return {"synthetic": (2100, list(FER2013_CLASSES))}  # a whole config on the generated default data
 
 
 LAYOUTS = {name[len("layout_"):]: fn for name, fn in globals().items() if name.startswith("layout_")}
 # Dry run only: the default synthetic dataset's 2,100 generated faces would not add anything here.
-OVERLAYS = {"explain_full", "center_patch", "shortcut", "model_randomisation"}
+OVERLAYS = {"explain_full", "center_patch", "shortcut", "model_randomisation", "disjoint_replicates"}
 
 
 def prepare(example: Path, work: Path) -> tuple[list[str], dict]:
