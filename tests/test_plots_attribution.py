@@ -143,3 +143,40 @@ def test_runner_layout(tmp_path):
     assert sorted(p.name for p in (folder / "images").iterdir()) == [
         "test_happy_0001.jpg", "test_happy_0001_gradcam.jpg", "test_happy_0001_integrated_gradients.jpg"]
     assert safe_name("a/b c/../d") == "a_b_c_.._d" and safe_name("..") == "_"
+
+
+def test_one_image_under_every_condition_with_every_methods_map(tmp_path):
+    from ferxai.explain.pictures import shown_image, write_condition_grid
+    from ferxai.explain.shard_files import save_shard
+    from ferxai.plots.attribution import plot_conditions
+
+    rng = np.random.default_rng(0)
+    images = {"clean": _gray(), "gaussian-0.2": _gray(0.4)}
+    maps = {"saliency": {c: rng.random((H, W)) for c in images}, "broken": {"clean": rng.random((H, W))}}
+    fig = plot_conditions(images, maps, {"saliency": False, "broken": True}, "one image")
+    assert len(fig.axes) == 3 * 2
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["clean", "gaussian-0.2"]
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["input", "saliency", "broken"]
+    assert len(fig.axes[5].images) == 0  # no map where the method failed
+
+    # the file writer: the first high-confidence image classified right, corrupted as the jobs do
+    ids = ["a", "b", "c"]
+    pixels = (rng.random((3, 1, H, W)) * 255).astype(np.uint8)
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, ids=np.array(ids), images=pixels, labels=np.array([0, 1, 1]), predictions=np.array([1, 1, 1]),
+             confidence=np.array([0.9, 0.8, 0.7]), sets=np.array(["high_confidence"] * 3),
+             class_names=np.array(["h", "v"]))
+    files = {}
+    for condition in images:
+        for method in ("saliency", "broken"):
+            failed = {"failed": "RuntimeError: no layer"} if method == "broken" and condition != "clean" else {}
+            files[condition, method] = save_shard(tmp_path / f"{condition}-{method}.npz", rng.random((3, H, W)),
+                                                  ids, {"start": 0, "total": 3, "signed": False, **failed}) \
+                or tmp_path / f"{condition}-{method}.npz"
+    out = tmp_path / "conditions.png"
+    write_condition_grid(inputs, files, list(images), ["saliency", "broken"], {"scale": 1}, 0, out)
+    with Image.open(out) as png:
+        assert png.height > png.width  # a row per method, a column per condition
+    assert shown_image(np.load(inputs)) == 1  # "a" is misclassified
+    assert shown_image({"sets": np.array(["low_confidence"]), "labels": np.array([0]),
+                        "predictions": np.array([0])}) == 0

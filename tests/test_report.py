@@ -24,6 +24,7 @@ INSTALL = "apt-get install -y chromium chromium-driver (Debian's packages; .ci/r
 def report_config() -> dict:
     cfg = json.loads(json.dumps(TINY))
     cfg["explain"]["methods"] = {**cfg["explain"]["methods"], **BROKEN}
+    cfg["explain"]["conditions"] = ["clean", "gaussian-0.1"]  # so the conditions figure is built
     cfg["assess"] = {"metrics": {"sparseness": {}}, "randomisation": {"images": 0}}
     return cfg
 
@@ -144,6 +145,7 @@ def test_every_category_is_there_and_its_results_render(built, browser, tmp_path
     assert any(n.endswith("training_settings.html") for n in seen["Training"])
     assert any(n.endswith("per_class.png") for n in seen["Evaluation"])
     assert any("/grids/" in n for n in seen["Explanations"])  # the per-image method grids
+    assert any(n.endswith("conditions.png") for n in seen["Explanations"])  # noise conditions side by side
     assert any(n.endswith("methods.html") for n in seen["Explanation quality"])
     assert any(n.endswith("leaderboard.png") for n in seen["Explanation quality"])
     assert seen["Run facts"] == [RUN_FACTS]

@@ -70,6 +70,31 @@ rule report_experiment:
         "../scripts/report_experiment.py"
 
 
+rule report_conditions:
+    # Only for experiments with two or more explain.conditions (report_files.condition_items).
+    input:
+        inputs="results/{experiment}/explain/inputs.npz",
+        attributions=all_attribution_files,
+    output:
+        report(report_files.conditions_figure("{experiment}"), caption="../report/conditions.rst",
+               category="Explanations", subcategory="{experiment}: noise conditions side by side"),
+    params:
+        code=code_of("report_conditions.py"),
+        pairs=attribution_keys,
+        conditions=CONDITIONS,
+        methods=lambda wc: list(EXPLAIN_METHODS),
+        overlay=dict(EXPLAIN.overlay),
+        seed=EXPLAIN.seed,
+    log:
+        "logs/report/{experiment}/conditions.log",
+    benchmark:
+        "benchmarks/report/{experiment}/conditions.tsv"
+    conda:
+        "../../envs/explain.yaml"
+    script:
+        "../scripts/report_conditions.py"
+
+
 rule report_run_facts:
     # Last: it reads every other job's benchmark file. The report's target (make report).
     input:
@@ -77,6 +102,7 @@ rule report_run_facts:
         datasets=[f for d in DATASETS for f in report_files.dataset_items(d).values()],
         # not the model-only experiments of decorrelated ones: their accuracy is in the run facts
         experiments=[f for e in EXPERIMENTS if explained(config, e) for f in report_files.experiment_items(e).values()],
+        conditions=[f for e in EXPERIMENTS for f in report_files.condition_items(config, e)],
         summaries=expand("results/{experiment}/eval/test_summary.json", experiment=EXPERIMENTS),
     output:
         report(report_files.RUN_FACTS, caption="../report/run_facts.rst", category="Run facts"),

@@ -14,6 +14,7 @@ from ferxai.explain.shard_files import load_shard
 from ferxai.plots.attribution import (
     image_to_rgb8,
     overlay,
+    plot_conditions,
     plot_gallery,
     plot_method_grid,
     runner_results_text,
@@ -100,3 +101,41 @@ def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | 
                 write_runner_layout(out_dir / "runner", str(image_id), class_name(names, inputs["labels"][i]), label,
                                     overlay(images[i], attribution, signed[label], **kw), text, scale=scale,
                                     image_rgb=image_to_rgb8(images[i]))
+
+
+def shown_image(inputs: Mapping[str, np.ndarray]) -> int:
+    """Index of the image a one-image figure shows: the first high-confidence one classified
+    right, else the first."""
+    right = [i for i, (s, y, p) in enumerate(zip(inputs["sets"], inputs["labels"], inputs["predictions"]))
+             if "high_confidence" in str(s) and y == p]
+    return right[0] if right else 0
+
+
+def write_condition_grid(inputs_npz: str | Path, attributions: Mapping[tuple[str, str], str | Path],
+                         conditions: list[str], methods: list[str], settings: Mapping[str, Any], seed: int,
+                         out_png: str | Path) -> None:
+    """`out_png`: one explained image (the first high-confidence one classified right, else the
+    first) under every noise condition, as the attribution jobs corrupted it (`seed`:
+    explain.seed), with every method's map under each; failed maps are left blank."""
+    import torch
+
+    from ferxai.explain.noise import apply_noise
+
+    inputs = load_inputs(inputs_npz)
+    if not len(inputs["ids"]):
+        raise ValueError(f"{inputs_npz}: no explained image")
+    index = shown_image(inputs)
+    clean = torch.from_numpy(inputs["images"][index:index + 1].astype(np.float32) / 255.0)
+    images = {c: apply_noise(clean, c, seed, indices=[index])[0].numpy() for c in conditions}
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    signed: dict[str, bool] = {}
+    for method in methods:
+        maps[method] = {}
+        for condition in conditions:
+            values, _, meta = load_shard(attributions[condition, method])
+            signed[method] = bool(meta.get("signed", False))
+            if not meta.get("failed"):
+                maps[method][condition] = values[index]
+    kw, _ = overlay_options(settings)
+    title = f"{inputs['ids'][index]}: {image_titles(inputs)[index]}, under each noise condition"
+    save_figure(plot_conditions(images, maps, signed, title, **kw), out_png)

@@ -173,6 +173,35 @@ def _blank(ax) -> None:
         spine.set_visible(False)
 
 
+def plot_conditions(
+    images: Mapping[str, np.ndarray],
+    maps: Mapping[str, Mapping[str, np.ndarray]],
+    signed: Mapping[str, bool],
+    title: str,
+    **overlay_kw,
+) -> Figure:
+    """One image under every noise condition side by side: a column per condition (`images`:
+    condition -> the image as corrupted, in column order), the input in the first row, then one
+    row per method (`maps`: method -> condition -> its map; a condition without a map is left
+    blank, e.g. where the method failed). `overlay_kw` go to `overlay`."""
+    conditions, methods = list(images), list(maps)
+    fig = Figure(figsize=(1.15 * len(conditions) + 1.6, 1.15 * (len(methods) + 1) + 0.5))
+    axes = fig.subplots(len(methods) + 1, len(conditions), squeeze=False)
+    for j, condition in enumerate(conditions):
+        axes[0, j].imshow(image_to_rgb8(images[condition]))
+        axes[0, j].set_title(condition, fontsize=7)
+        for i, method in enumerate(methods, start=1):
+            if condition in maps[method]:
+                axes[i, j].imshow(overlay(images[condition], maps[method][condition], signed[method], **overlay_kw))
+    for i, label in enumerate(["input", *methods]):
+        axes[i, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    for ax in axes.ravel():
+        _blank(ax)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_method_grid(
     image: np.ndarray,
     maps: Mapping[str, np.ndarray],

@@ -27,6 +27,22 @@ def experiment_items(experiment: str) -> dict[str, str]:
             "methods": f"{root}/methods.html", "reliability": f"{root}/metric_reliability.html"}
 
 
+def conditions_figure(experiment: str) -> str:
+    return f"{ROOT}/experiments/{experiment}/conditions.png"
+
+
+def condition_items(config: Mapping[str, Any], experiment: str) -> list[str]:
+    """The figure of one image under every noise condition, for an explained experiment with two
+    or more explain.conditions; [] otherwise."""
+    from ferxai.config import explained
+    from ferxai.settings import ExplainSettings
+
+    explain = ExplainSettings.from_dict(config.get("explain"))
+    if len(explain.conditions) < 2 or not explain.methods or not explained(config, experiment):
+        return []
+    return [conditions_figure(experiment)]
+
+
 def not_scored(config: Mapping[str, Any], experiment: str) -> str | None:
     """Why `experiment`'s explanations have no scores, or None when they are scored."""
     from ferxai.settings import AssessSettings, ExplainSettings
@@ -53,6 +69,7 @@ def report_targets(config: Mapping[str, Any]) -> list[str]:
 
     targets += [f for e in sorted(config.get("experiments") or {}) if explained(config, e)
                 for f in experiment_items(e).values()]
+    targets += [f for e in sorted(config.get("experiments") or {}) for f in condition_items(config, e)]
     return targets + [RUN_FACTS]
 
 
