@@ -40,7 +40,8 @@ USERS_LOCK = Path("/tmp/ferxai-slurm-users.lock")  # shared by every session usi
 GPU_RULES = {"train", "evaluate", "preflight", "attribute"}
 RULES = GPU_RULES | {"synthesize_dataset", "manifest", "splits", "plot_confusion_matrix",
                      "plot_training_curves", "select_samples", "explain_inputs", "gather_attributions",
-                     "method_grids", "explanation_store"}
+                     "method_grids", "explanation_store",
+                     "run_record", "runs_table"}  # the run records (records.smk)
 RUN_TIMEOUT = 1200  # seconds for one snakemake run (a normal one takes a few minutes)
 
 

@@ -198,7 +198,8 @@ def test_bring_your_own_checkpoint_on_a_fer2013_csv(tmp_path):
         "resources": {"evaluate": {"gpu": 0, "threads": 1}},
     }
     workdir = make_workdir(tmp_path, cfg)
-    assert planned_rules(workdir) == {"manifest", "splits", "import_checkpoint", "evaluate", "plot_confusion_matrix"}
+    assert planned_rules(workdir) == {"manifest", "splits", "import_checkpoint", "evaluate", "plot_confusion_matrix"} \
+        | RECORD_RULES
     snakemake(workdir)
     exp = workdir / "results" / "fer_mine"
     summary = json.loads((exp / "eval" / "test_summary.json").read_text())
