@@ -143,6 +143,16 @@ def _check_compare_to(config: Mapping[str, Any], experiment: str, compare_to: st
         current = (experiments.get(current) or {}).get("compare_to")
 
 
+def _trains_a_model(config: Mapping[str, Any], exp: Mapping[str, Any]) -> bool:
+    """False for an experiment that takes its model from elsewhere (model_from, a checkpoint)."""
+    return not (exp.get("model_from") or config["models"].get(exp["model"], {}).get("checkpoint"))
+
+
+def _train_seed(config: Mapping[str, Any], exp: Mapping[str, Any]) -> int:
+    """The experiment's training seed: its own train.seed, else the global one, else 0."""
+    return deep_merge(config.get("train", {}), exp.get("train") or {}).get("seed", 0)
+
+
 def replicate_name(experiment: str, index: int) -> str:
     """The experiment name of replicate `index` (2, 3, ...) of `experiment` (itself replicate 1)."""
     return f"{experiment}_rep{index}"
@@ -164,10 +174,10 @@ def expand_replicates(config: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"experiments.{name}.replicate_data: only means something with replicates: K")
             continue
         key = f"experiments.{name}.replicates"
-        if exp.get("model_from") or config["models"].get(exp["model"], {}).get("checkpoint"):
+        if not _trains_a_model(config, exp):
             raise ConfigError(f"{key}: replicates are models trained with different seeds, but this experiment "
                               "trains nothing (model_from or models.<name>.checkpoint)")
-        seed = deep_merge(config.get("train", {}), exp.get("train") or {}).get("seed", 0)
+        seed = _train_seed(config, exp)
         if exp.get("replicate_data", "same") == "disjoint":
             # every replicate on its own part of the training split, the experiment itself on the first
             exp = expanded[name] = {**exp, "train": deep_merge(exp.get("train") or {},
@@ -232,13 +242,13 @@ def expand_decorrelated(config: Mapping[str, Any]) -> dict[str, Any]:
         if not decorrelated(config, name):
             continue
         key = f"experiments.{name}.decorrelate" if "decorrelate" in (exp or {}) else "explain.decorrelate"
-        if exp.get("model_from") or config["models"].get(exp["model"], {}).get("checkpoint"):
+        if not _trains_a_model(config, exp):
             raise ConfigError(f"{key}: experiment {name!r} trains no model (model_from or models.<name>.checkpoint), "
                               "so it has no recipe to train one model per method; set decorrelate: false on it")
         if exp.get("replicates"):
             raise ConfigError(f"{key}: experiment {name!r} also has replicates; decorrelated maps of every "
                               "replicate would train one model per method and replicate. Use one or the other")
-        seed = deep_merge(config.get("train", {}), exp.get("train") or {}).get("seed", 0)
+        seed = _train_seed(config, exp)
         for method in model_explained_methods(config):
             model_name = method_model_name(name, method)
             if model_name in experiments:
