@@ -52,7 +52,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterable[str]:
     Imports under ``if TYPE_CHECKING:`` are skipped, except in a package's ``__init__``: a package
     that hands names on lazily (a module ``__getattr__``) names their modules there, and
     ``from pkg import name`` runs that module."""
-    todo = list(ast.iter_child_nodes(tree))
+    todo = list(_statements(tree))
     while todo:
         node = todo.pop()
         if isinstance(node, ast.If) and _is_type_checking(node.test) and not is_package:
@@ -69,7 +69,19 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterable[str]:
                 base = ".".join(anchor + ([base] if base else []))
             yield base
             yield from (f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-        todo.extend(ast.iter_child_nodes(node))
+        todo.extend(_statements(node))
+
+
+# Fields of a node that hold statements (an import is a statement, so expressions, which are most
+# of a module's nodes, never need walking).
+_STATEMENT_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(node: ast.AST) -> Iterable[ast.AST]:
+    for name in _STATEMENT_FIELDS:
+        children = getattr(node, name, None)
+        if isinstance(children, list):
+            yield from children
 
 
 @lru_cache(maxsize=None)
@@ -98,18 +110,46 @@ def _module_name(path: Path, root: Path) -> tuple[str, bool]:
     return ".".join(parts[:-1] if is_package else parts), is_package
 
 
+@lru_cache(maxsize=None)
+def _label(path: Path, root: Path) -> bytes:
+    """What names a file in the hash: its path under `root` (a workflow script: its name)."""
+    rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    return f"{rel}\0".encode()
+
+
 def _read(path: Path, root: Path) -> tuple[bytes, tuple[str, ...]]:
     """(source, imported names) of one file, parsed once per content (mtime and size)."""
     st = os.stat(path)
     return _parsed(path, st.st_mtime_ns, st.st_size, *_module_name(path, root))
 
 
+@lru_cache(maxsize=None)
+def _edges_of(path: Path, mtime_ns: int, size: int, root: Path
+              ) -> tuple[tuple[tuple[str, Path], ...], frozenset[str]]:
+    """(((ferxai module, file) ...), third-party top-level names) one file imports directly.
+
+    Importing ``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``, so parents count too."""
+    modules: dict[str, Path] = {}
+    external: set[str] = set()
+    for name in _parsed(path, mtime_ns, size, *_module_name(path, root))[1]:
+        top = name.split(".")[0]
+        if top != PACKAGE:
+            if top and top not in sys.stdlib_module_names:
+                external.add(top)
+            continue
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            sub = ".".join(parts[:depth])
+            if sub not in modules:
+                found = _module_file(sub, root)
+                if found is not None:  # `from pkg import name` also yields pkg.name, maybe not a module
+                    modules[sub] = found
+    return tuple(modules.items()), frozenset(external)
+
+
 def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT
                    ) -> tuple[dict[str, Path], set[str]]:
-    """({ferxai module: file} reached from `entry_files`, {third-party top-level import names}).
-
-    Importing ``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``, so parents count too.
-    """
+    """({ferxai module: file} reached from `entry_files`, {third-party top-level import names})."""
     modules: dict[str, Path] = {}
     external: set[str] = set()
     todo: list[Path] = [Path(f) for f in entry_files]
@@ -119,21 +159,13 @@ def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT
         if path in seen_files:
             continue
         seen_files.add(path)
-        for name in _read(path, root)[1]:
-            top = name.split(".")[0]
-            if top != PACKAGE:
-                if top and top not in sys.stdlib_module_names:
-                    external.add(top)
-                continue
-            parts = name.split(".")
-            for depth in range(1, len(parts) + 1):
-                sub = ".".join(parts[:depth])
-                if sub in modules:
-                    continue
-                found = _module_file(sub, root)
-                if found is not None:  # `from pkg import name` also yields pkg.name, maybe not a module
-                    modules[sub] = found
-                    todo.append(found)
+        st = os.stat(path)
+        edges, names = _edges_of(path, st.st_mtime_ns, st.st_size, root)
+        external |= names
+        for module, found in edges:
+            if module not in modules:
+                modules[module] = found
+                todo.append(found)
     return modules, external
 
 
@@ -157,14 +189,24 @@ def _entry_name(node: ast.expr) -> str | None:
 def _table_layout(source: bytes, table: str) -> tuple[str, str, tuple[tuple[str | None, str], ...]]:
     """(text before, text after, (entry name, entry source) ...) of the module-level tuple `table`;
     parsed once per source, so each job's cut-down copy is a join."""
-    text = source.decode("utf-8")
-    for node in ast.parse(text).body:
+    lines = source.splitlines(keepends=True)
+
+    def segment(node: ast.expr) -> str:
+        # ast's offsets are UTF-8 byte columns; ast.get_source_segment would split the whole
+        # source again for every entry
+        if node.lineno == node.end_lineno:
+            return lines[node.lineno - 1][node.col_offset:node.end_col_offset].decode("utf-8")
+        first = lines[node.lineno - 1][node.col_offset:]
+        last = lines[node.end_lineno - 1][:node.end_col_offset]
+        return b"".join([first, *lines[node.lineno:node.end_lineno - 1], last]).decode("utf-8")
+
+    for node in ast.parse(source).body:
         target = node.target if isinstance(node, ast.AnnAssign) else (
             node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
         if isinstance(target, ast.Name) and target.id == table and isinstance(node.value, (ast.Tuple, ast.List)):
-            lines = text.splitlines(keepends=True)
-            entries = tuple((_entry_name(e), ast.get_source_segment(text, e) or "") for e in node.value.elts)
-            return "".join(lines[:node.lineno - 1]), "".join(lines[node.end_lineno:]), entries
+            entries = tuple((_entry_name(e), segment(e)) for e in node.value.elts)
+            return (b"".join(lines[:node.lineno - 1]).decode("utf-8"), b"".join(lines[node.end_lineno:]).decode("utf-8"),
+                    entries)
     raise ValueError(f"no module-level tuple {table!r} to cut down")
 
 
@@ -196,8 +238,7 @@ def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT,
     table_of = {modules[name]: table for name, table in tables if name in modules}
     digest = hashlib.sha256()
     for path in sorted(set(files) | set(modules.values())):
-        rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-        digest.update(f"{rel}\0".encode())
+        digest.update(_label(path, root))
         source = _read(path, root)[0]
         if path in table_of:
             source = _keeping_entries(source, table_of[path], tuple(sorted(keep)))
