@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 from PIL import Image
 
 from ferxai.plots.attribution import (
+    image_to_rgb8,
     normalize_attribution,
     overlay,
     plot_gallery,
@@ -13,6 +13,7 @@ from ferxai.plots.attribution import (
     safe_name,
     sample_title,
     save_overlay_png,
+    upscale,
     write_runner_layout,
 )
 
@@ -97,33 +98,48 @@ def test_save_overlay_png_upscales(tmp_path):
         assert im.size == (W, H)
 
 
-def test_method_grid_and_gallery_axes():
+def _tile(drawn, cell):
+    """The enlarged picture drawn at `cell` (row, column) of a mosaic."""
+    top, left = drawn.where[cell]
+    return drawn.rgb[top:top + H * drawn.scale, left:left + W * drawn.scale]
+
+
+def test_method_grid_and_gallery_layout(tmp_path):
     rng = np.random.default_rng(0)
     maps = {"saliency": rng.random((H, W)), "ig": rng.normal(size=(H, W)), "gradcam": rng.random((H, W))}
     signed = {"saliency": False, "ig": True, "gradcam": False}
-    fig = plot_method_grid(_gray(), maps, signed, sample_title("happy", "sad", 0.83), patch=2)
-    assert isinstance(fig, Figure) and len(fig.axes) == 4
-    assert fig.axes[0].get_title() == "input" and fig.axes[2].get_title().startswith("ig")
-    # one row per family: the input leads the first, the family's name the others
+    grid = plot_method_grid(_gray(), maps, signed, sample_title("happy", "sad", 0.83), patch=2)
+    # the input alone on the first row, then the methods (no families: one row)
+    assert sorted(grid.where) == [(0, 0), (1, 1), (1, 2), (1, 3)]
+    assert np.array_equal(_tile(grid, (1, 2)), upscale(overlay(_gray(), maps["ig"], True, patch=2), grid.scale))
+    assert np.array_equal(_tile(grid, (0, 0)), upscale(image_to_rgb8(_gray()), grid.scale))
+    assert {"input", "saliency", "ig (±)", "gradcam", "true happy, predicted sad (0.83)"} <= set(grid.texts)
+    # one row per family, each led by its name
     families = {"saliency": "gradient", "ig": "gradient", "gradcam": "cam"}
     wrapped = plot_method_grid(_gray(), maps, signed, "t", families)
-    visible = [ax for ax in wrapped.axes if ax.get_visible()]
-    assert len(wrapped.axes) == 2 * 3 and len(visible) == 5
-    assert [ax.get_title() for ax in visible if ax.images] == ["input", "saliency", "ig (±)", "gradcam"]
-    assert [ax.get_ylabel() for ax in wrapped.axes[::3]] == ["gradient", "cam"]
-    assert "predicted sad (0.83)" in fig.get_suptitle()
+    assert sorted(wrapped.where) == [(0, 0), (1, 1), (1, 2), (2, 1)]
+    assert np.array_equal(_tile(wrapped, (2, 1)), upscale(overlay(_gray(), maps["gradcam"], False), wrapped.scale))
+    assert {"gradient", "cam"} <= set(wrapped.texts)
     with pytest.raises(ValueError, match="signed"):
         plot_method_grid(_gray(), maps, {"ig": True}, "t")
+    # text is drawn into the picture: the title band above a tile is not blank
+    top, left = wrapped.where[1, 1]
+    assert (wrapped.rgb[top - 14:top, left:left + W * wrapped.scale] < 128).any()
 
     images = rng.random((7, 1, H, W))
-    gallery = plot_gallery(images, rng.random((7, H, W)), False, [f"img {i}" for i in range(7)], ncols=3,
+    gallery_maps = rng.random((7, H, W))
+    gallery = plot_gallery(images, gallery_maps, False, [f"img {i}\nline two" for i in range(7)], ncols=3,
                            suptitle="ig / misclassified")
-    assert isinstance(gallery, Figure) and len(gallery.axes) == 7
-    assert len(plot_gallery(images[:2], rng.random((2, H, W)), True, ["a", "b"], ncols=5).axes) == 2
-    assert len(plot_gallery(images[:0], np.zeros((0, H, W)), True, [], ncols=5).axes) == 1
+    assert sorted(gallery.where) == [(r, c) for r in range(3) for c in range(3)][:7]
+    assert np.array_equal(_tile(gallery, (2, 0)), upscale(overlay(images[6], gallery_maps[6], False), gallery.scale))
+    assert "img 6\nline two" in gallery.texts and "ig / misclassified" in gallery.texts
+    assert sorted(plot_gallery(images[:2], rng.random((2, H, W)), True, ["a", "b"], ncols=5).where) == [(0, 0), (0, 1)]
+    empty = plot_gallery(images[:0], np.zeros((0, H, W)), True, [], ncols=5)
+    assert empty.where == {} and empty.texts == ["no images"]
     with pytest.raises(ValueError, match="one of each"):
         plot_gallery(images, rng.random((6, H, W)), False, ["t"] * 7)
-    gallery.savefig(__import__("io").BytesIO(), format="png")  # renders headless
+    with Image.open(gallery.save(tmp_path / "gallery.png")) as png:
+        assert png.format == "PNG" and (png.height, png.width) == gallery.rgb.shape[:2]
 
 
 def test_runner_layout(tmp_path):
@@ -153,11 +169,12 @@ def test_one_image_under_every_condition_with_every_methods_map(tmp_path):
     rng = np.random.default_rng(0)
     images = {"clean": _gray(), "gaussian-0.2": _gray(0.4)}
     maps = {"saliency": {c: rng.random((H, W)) for c in images}, "broken": {"clean": rng.random((H, W))}}
-    fig = plot_conditions(images, maps, {"saliency": False, "broken": True}, "one image")
-    assert len(fig.axes) == 3 * 2
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["clean", "gaussian-0.2"]
-    assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["input", "saliency", "broken"]
-    assert len(fig.axes[5].images) == 0  # no map where the method failed
+    drawn = plot_conditions(images, maps, {"saliency": False, "broken": True}, "one image")
+    # a column of names, then a column per condition; the input's row, then a row per method
+    assert sorted(drawn.where) == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1)]  # no map where the method failed
+    assert {"clean", "gaussian-0.2", "input", "saliency", "broken"} <= set(drawn.texts)
+    assert np.array_equal(_tile(drawn, (1, 2)), upscale(overlay(images["gaussian-0.2"], maps["saliency"]["gaussian-0.2"],
+                                                                False), drawn.scale))
 
     # the file writer: the first high-confidence image classified right, corrupted as the jobs do
     ids = ["a", "b", "c"]
@@ -176,7 +193,7 @@ def test_one_image_under_every_condition_with_every_methods_map(tmp_path):
     out = tmp_path / "conditions.png"
     write_condition_grid(inputs, files, list(images), ["saliency", "broken"], {"scale": 1}, 0, out)
     with Image.open(out) as png:
-        assert png.height > png.width  # a row per method, a column per condition
+        assert png.format == "PNG" and png.height > 3 * H * 3  # the input's row and one per method
     assert shown_image(np.load(inputs)) == 1  # "a" is misclassified
     assert shown_image({"sets": np.array(["low_confidence"]), "labels": np.array([0]),
                         "predictions": np.array([0])}) == 0

@@ -58,9 +58,9 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
         save_overlay_png(out_dir / f"{safe_name(image_id)}.png", overlay(image, attribution, signed, **kw), scale)
     # Three short lines per panel: set, true class, prediction (one long line overlaps neighbours).
     titles = [s + "\n" + t.replace(", predicted", "\npredicted") for s, t in zip(inputs["sets"], image_titles(inputs))]
-    fig = plot_gallery(images, maps, signed, titles, ncols=6, suptitle=f"{label}" + (" (signed)" if signed else ""),
+    gallery = plot_gallery(images, maps, signed, titles, ncols=6, suptitle=f"{label}" + (" (signed)" if signed else ""),
                        **kw)
-    save_figure(fig, gallery_png)
+    gallery.save(gallery_png)
     log.info("%s: %d overlays, gallery %s", label, len(ids), gallery_png)
 
 
@@ -93,7 +93,7 @@ def write_method_grids(inputs_npz: str | Path, attributions: Mapping[str, str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (image_id, title) in enumerate(zip(inputs["ids"], image_titles(inputs))):
         maps = {label: maps[i] for label, (maps, _, _) in loaded.items()}
-        save_figure(plot_method_grid(images[i], maps, signed, title, families, **kw), out_dir / f"{safe_name(image_id)}.png")
+        plot_method_grid(images[i], maps, signed, title, families, **kw).save(out_dir / f"{safe_name(image_id)}.png")
         if runner_layout:
             text = runner_results_text(class_name(names, inputs["labels"][i]), class_name(names, inputs["predictions"][i]),
                                        dict(zip(names, map(float, inputs["probabilities"][i]))), image_id=str(image_id))
@@ -138,4 +138,4 @@ def write_condition_grid(inputs_npz: str | Path, attributions: Mapping[tuple[str
                 maps[method][condition] = values[index]
     kw, _ = overlay_options(settings)
     title = f"{inputs['ids'][index]}: {image_titles(inputs)[index]}, under each noise condition"
-    save_figure(plot_conditions(images, maps, signed, title, **kw), out_png)
+    plot_conditions(images, maps, signed, title, **kw).save(out_png)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.figure import Figure  # a bare Figure renders with Agg and touches no display
 
 UNSIGNED_CMAP = "inferno"
 SIGNED_CMAP = "RdBu_r"
@@ -166,11 +168,91 @@ def sample_title(label_name: str | None, prediction_name: str, confidence: float
     return predicted if label_name is None else f"true {label_name}, {predicted}"
 
 
-def _blank(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+# Pictures of many small overlays (grids, galleries) are one raster with the text drawn into it
+# by Pillow: as matplotlib figures, their axes, layout and resampling cost about a second each.
+TILE_SCALE = 3  # canvas pixels per image pixel
+GAP_PX = 40  # between columns, so a long method name does not run into its neighbour's
+TEXT_PX = 12  # font size; about matplotlib's 7 pt at 120 dpi
+LINE_PX = 14
+
+
+@lru_cache(maxsize=None)
+def _font(size: int):
+    from PIL import ImageFont
+
+    # matplotlib's own copy of DejaVu Sans: always installed with it, so the pictures look the
+    # same on every machine (and no system font lookup)
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+
+
+@dataclass
+class Cell:
+    """One cell of a `mosaic`: an RGB uint8 (H, W, 3) picture with a title above it, or (picture
+    None) a text shown in the cell's middle, e.g. a row's label."""
+
+    picture: np.ndarray | None = None
+    title: str = ""
+    text: str = ""
+
+
+@dataclass
+class Mosaic:
+    """A drawn mosaic: `rgb` (H, W, 3) uint8, and where each picture went: (row, column) ->
+    (top, left) of its enlarged copy in `rgb`."""
+
+    rgb: np.ndarray
+    scale: int
+    where: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+
+    def save(self, path: str | Path) -> Path:
+        return _save_rgb(path, self.rgb, 1, format="PNG")
+
+
+def mosaic(rows: Sequence[Sequence[Cell | None]], suptitle: str = "", title_lines: int = 1,
+           scale: int = TILE_SCALE) -> Mosaic:
+    """Cells in rows and columns (None: left blank), every picture `scale` times enlarged (nearest
+    neighbour), each under `title_lines` lines of its title, `suptitle` above all."""
+    from PIL import Image, ImageDraw
+
+    pictures = [c.picture for row in rows for c in row if c is not None and c.picture is not None]
+    h = max((p.shape[0] for p in pictures), default=48)
+    w = max((p.shape[1] for p in pictures), default=48)
+    cell_w, cell_h = w * scale + GAP_PX, h * scale + title_lines * LINE_PX + 8
+    head_h = (suptitle.count("\n") + 1) * (LINE_PX + 3) + 8 if suptitle else 4
+    ncols = max((len(r) for r in rows), default=1) or 1
+    width, height = ncols * cell_w, head_h + max(1, len(rows)) * cell_h
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    drawn = Mosaic(canvas, scale)
+    texts: list[tuple[float, float, str, bool, int]] = []  # (x centre, y, text, y is its middle, size)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            if cell is None:
+                continue
+            left = c * cell_w + GAP_PX // 2
+            top = head_h + r * cell_h + title_lines * LINE_PX + 4
+            if cell.picture is not None:
+                big = upscale(np.asarray(cell.picture, np.uint8), scale)
+                canvas[top:top + big.shape[0], left:left + big.shape[1]] = big
+                drawn.where[r, c] = (top, left)
+                if cell.title:
+                    lines = str(cell.title).count("\n") + 1
+                    texts.append((left + big.shape[1] / 2, top - 2 - lines * LINE_PX, cell.title, False, TEXT_PX))
+            if cell.text:
+                texts.append((left + w * scale / 2, top + h * scale / 2, cell.text, True, TEXT_PX))
+    image = Image.fromarray(canvas)
+    pen = ImageDraw.Draw(image)
+    if suptitle:
+        texts.append((width / 2, 4, suptitle, False, TEXT_PX + 2))
+    for x, y, text, middle, size in texts:
+        font = _font(size)
+        box = pen.multiline_textbbox((0, 0), text, font=font, spacing=2, align="center")
+        top = y - (box[3] - box[1]) / 2 if middle else y
+        pen.multiline_text((x - (box[2] - box[0]) / 2, top), text, fill=(0, 0, 0), font=font, spacing=2,
+                           align="center")
+        drawn.texts.append(text)
+    drawn.rgb = np.asarray(image)
+    return drawn
 
 
 def plot_conditions(
@@ -179,27 +261,20 @@ def plot_conditions(
     signed: Mapping[str, bool],
     title: str,
     **overlay_kw,
-) -> Figure:
+) -> Mosaic:
     """One image under every noise condition side by side: a column per condition (`images`:
-    condition -> the image as corrupted, in column order), the input in the first row, then one
-    row per method (`maps`: method -> condition -> its map; a condition without a map is left
-    blank, e.g. where the method failed). `overlay_kw` go to `overlay`."""
-    conditions, methods = list(images), list(maps)
-    fig = Figure(figsize=(1.15 * len(conditions) + 1.6, 1.15 * (len(methods) + 1) + 0.5))
-    axes = fig.subplots(len(methods) + 1, len(conditions), squeeze=False)
-    for j, condition in enumerate(conditions):
-        axes[0, j].imshow(image_to_rgb8(images[condition]))
-        axes[0, j].set_title(condition, fontsize=7)
-        for i, method in enumerate(methods, start=1):
-            if condition in maps[method]:
-                axes[i, j].imshow(overlay(images[condition], maps[method][condition], signed[method], **overlay_kw))
-    for i, label in enumerate(["input", *methods]):
-        axes[i, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    for ax in axes.ravel():
-        _blank(ax)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    return fig
+    condition -> the image as corrupted, in column order) after a column of method names, the
+    input in the first row, then one row per method (`maps`: method -> condition -> its map; a
+    condition without a map is left blank, e.g. where the method failed). `overlay_kw` go to
+    `overlay`."""
+    conditions = list(images)
+    rows: list[list[Cell | None]] = [[Cell(text="input")] + [
+        Cell(image_to_rgb8(images[c]), title=c) for c in conditions]]
+    for method, by_condition in maps.items():
+        rows.append([Cell(text=method)] + [
+            Cell(overlay(images[c], by_condition[c], signed[method], **overlay_kw)) if c in by_condition else None
+            for c in conditions])
+    return mosaic(rows, title)
 
 
 def plot_method_grid(
@@ -209,38 +284,24 @@ def plot_method_grid(
     title: str,
     families: Mapping[str, str] | None = None,
     **overlay_kw,
-) -> Figure:
+) -> Mosaic:
     """The input image, then one overlay per method (in `maps` order), titled `title` (e.g.
     `sample_title(...)`): one row per method family (`families`: method -> family, first-seen
-    order; methods without one share a row), the input at the start of the first row and the
-    family's name at the start of the others, so 30-odd methods read on a screen.
-    `overlay_kw` go to `overlay` (p_low, p_high, gamma, alpha, patch)."""
+    order; methods without one share a row) after the input alone in the first row, each row
+    led by its family's name, so 30-odd methods read on a screen; a signed
+    method's title ends in "(±)". `overlay_kw` go to `overlay` (p_low, p_high, gamma, alpha, patch)."""
     missing = [m for m in maps if m not in signed]
     if missing:
         raise ValueError(f"no 'signed' flag for method(s) {missing}")
     families = families or {}
-    rows: dict[str, list[str]] = {}
+    grouped: dict[str, list[str]] = {}
     for method in maps:
-        rows.setdefault(families.get(method, ""), []).append(method)
-    ncols = 1 + max((len(r) for r in rows.values()), default=0)
-    fig = Figure(figsize=(0.4 + 1.6 * ncols, 0.5 + 1.9 * max(1, len(rows))), layout="constrained")
-    grid = fig.subplots(max(1, len(rows)), ncols, squeeze=False)
-    for r, (family, methods) in enumerate(rows.items() or [("", [])]):
-        head = grid[r][0]
-        if r == 0:
-            head.imshow(image_to_rgb8(image), interpolation="nearest")
-            head.set_title("input", fontsize=9)
-        if family:
-            head.set_ylabel(family, fontsize=9)
-        for ax, method in zip(grid[r][1:], methods):
-            ax.imshow(overlay(image, maps[method], bool(signed[method]), **overlay_kw), interpolation="nearest")
-            ax.set_title(method + (" (±)" if signed[method] else ""), fontsize=8)
-        for ax in grid[r][1 + len(methods):]:
-            ax.set_visible(False)
-    for ax in grid.ravel():
-        _blank(ax)
-    fig.suptitle(title, fontsize=10)
-    return fig
+        grouped.setdefault(families.get(method, ""), []).append(method)
+    rows: list[list[Cell | None]] = [[Cell(image_to_rgb8(image), title="input")]]
+    for family, methods in grouped.items():
+        rows.append([Cell(text=family)] + [Cell(overlay(image, maps[m], bool(signed[m]), **overlay_kw),
+                                                title=m + (" (±)" if signed[m] else "")) for m in methods])
+    return mosaic(rows, title)
 
 
 def plot_gallery(
@@ -251,39 +312,20 @@ def plot_gallery(
     ncols: int = 6,
     suptitle: str | None = None,
     **overlay_kw,
-) -> Figure:
-    """Overlays of one method on many images (e.g. one sample set), `ncols` per row.
-
-    The figure has exactly one axes per image (unused grid cells are removed); with no images it
-    has a single axes saying so.
-    """
+) -> Mosaic:
+    """Overlays of one method on many images (e.g. one sample set), `ncols` per row, each under
+    its title (which may have several lines); with no images one cell says so."""
     n = len(images)
     if len(maps) != n or len(titles) != n:
         raise ValueError(f"{n} images, {len(maps)} maps and {len(titles)} titles: need one of each per image")
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
     if n == 0:
-        fig = Figure(figsize=(4, 1.5), layout="constrained")
-        ax = fig.add_subplot()
-        ax.text(0.5, 0.5, "no images", ha="center", va="center")
-        _blank(ax)
-        if suptitle:
-            fig.suptitle(suptitle, fontsize=10)
-        return fig
+        return mosaic([[Cell(text="no images")]], suptitle or "")
+    cells = [Cell(overlay(images[j], maps[j], signed, **overlay_kw), title=titles[j]) for j in range(n)]
     ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(0.3 + 1.9 * ncols, 0.5 + 2.1 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for j, ax in enumerate(axes):
-        if j >= n:
-            ax.remove()
-            continue
-        ax.imshow(overlay(images[j], maps[j], signed, **overlay_kw), interpolation="nearest")
-        ax.set_title(titles[j], fontsize=7)
-        _blank(ax)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    return fig
+    rows = [cells[i:i + ncols] for i in range(0, n, ncols)]
+    return mosaic(rows, suptitle or "", title_lines=max(str(t).count("\n") + 1 for t in titles))
 
 
 def runner_results_text(
