@@ -235,12 +235,17 @@ def sample_count(experiment):
         return max(0, sum(1 for _ in fh) - 1)
 
 
-def shard_files(wildcards):
+def method_shard_files(experiment, condition, method):
     from ferxai.explain.shards import num_shards
 
-    n = sample_count(wildcards.experiment)
-    prefix = f"results/{wildcards.experiment}/explain/{wildcards.condition}/{wildcards.method}"
-    return [f"{prefix}/shard-{k}.npz" for k in range(num_shards(n, EXPLAIN.shard_size))]
+    prefix = f"results/{experiment}/explain/{condition}/{method}"
+    return [f"{prefix}/shard-{k}.npz" for k in range(num_shards(sample_count(experiment), EXPLAIN.shard_size))]
+
+
+def condition_shard_files(wildcards):
+    """Named inputs of a condition's gather: `shards_<i>`, the shards of EXPLAIN_METHODS' i-th."""
+    return {f"shards_{i}": method_shard_files(wildcards.experiment, wildcards.condition, method)
+            for i, method in enumerate(EXPLAIN_METHODS)}
 
 
 def attribute_runtime(wildcards, input):

@@ -1,7 +1,7 @@
 # Attributions: selected test images x noise condition x method, in shards, gathered into one
-# zarr store per experiment. Each method has its own jobs (preflight with its first shard, the
-# other shards, gather with overlays), so re-tuning one method reruns that method's jobs (and the
-# experiment-wide store and grids).
+# zarr store per experiment. Each method has its own attribution jobs (preflight with its first
+# shard, the other shards), so re-tuning one method recomputes only that method's maps (and reruns
+# the experiment-wide gather, store and grids).
 
 
 checkpoint select_samples:
@@ -105,27 +105,32 @@ rule attribute:
 
 
 rule gather_attributions:
-    # Concatenates the shards and draws the method's overlays and gallery: both are quick and
-    # need no torch, so one process does them.
+    # Every method's shards of one condition, concatenated, with its overlays and gallery: quick
+    # steps, so one process does them for all methods instead of a process per method. Only
+    # experiment-wide jobs (store, grids, scoring of all methods) read what it writes, and they
+    # rerun when any method changes anyway; the per-method scoring jobs read the shards.
     input:
-        shards=shard_files,
+        unpack(condition_shard_files),
         inputs="results/{experiment}/explain/inputs.npz",
     output:
-        attributions="results/{experiment}/explain/{condition}/{method}/attributions.npz",
-        overlays=directory("results/{experiment}/explain/{condition}/{method}/overlays"),
-        gallery=report(
-            "results/{experiment}/explain/{condition}/{method}/gallery.png",
-            caption="../report/gallery.rst",
-            category="Explanations",
-            subcategory="{experiment} {condition}",
-        ),
+        attributions=expand("results/{{experiment}}/explain/{{condition}}/{method}/attributions.npz",
+                            method=EXPLAIN_METHODS),
+        overlays=[directory(p) for p in expand("results/{{experiment}}/explain/{{condition}}/{method}/overlays",
+                                               method=EXPLAIN_METHODS)],
+        galleries=[
+            report(p, caption="../report/gallery.rst", category="Explanations",
+                   subcategory="{experiment} {condition}")
+            for p in expand("results/{{experiment}}/explain/{{condition}}/{method}/gallery.png",
+                            method=EXPLAIN_METHODS)
+        ],
     params:
         code=code_of("gather_attributions.py"),
+        methods=list(EXPLAIN_METHODS),
         overlay=dict(EXPLAIN.overlay),
     log:
-        "logs/{experiment}/explain/{condition}/{method}/gather.log",
+        "logs/{experiment}/explain/{condition}/gather.log",
     benchmark:
-        "benchmarks/{experiment}/explain/{condition}/{method}/gather.tsv"
+        "benchmarks/{experiment}/explain/{condition}/gather.tsv"
     conda:
         "../../envs/explain.yaml"
     script:

@@ -1,11 +1,11 @@
-"""Rule gather_attributions: one method's shards, checked and concatenated in selection order,
-then its overlay PNGs and gallery."""
+"""Rule gather_attributions: every method's shards of one condition, checked and concatenated in
+selection order, then each method's overlay PNGs and gallery."""
 
-from ferxai.explain.collect import gather
-from ferxai.explain.pictures import write_method_pictures
+from ferxai.explain.pictures import gather_methods
 from ferxai.runlog import log_to_file
 
 with log_to_file(snakemake.log[0]):
-    gather(snakemake.input.shards, snakemake.input.inputs, snakemake.output.attributions)
-    write_method_pictures(snakemake.input.inputs, snakemake.output.attributions, snakemake.wildcards.method,
-                          snakemake.params.overlay, snakemake.output.overlays, snakemake.output.gallery)
+    methods = snakemake.params.methods
+    gather_methods(methods, [snakemake.input[f"shards_{i}"] for i in range(len(methods))], snakemake.input.inputs,
+                   snakemake.output.attributions, snakemake.output.overlays, snakemake.output.galleries,
+                   snakemake.params.overlay)

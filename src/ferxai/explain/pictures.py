@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ferxai.classes import UNLABELLED, class_name
-from ferxai.explain.collect import load_inputs
+from ferxai.explain.collect import gather, load_inputs
 from ferxai.explain.shard_files import load_shard
 from ferxai.plots.attribution import (
     image_to_rgb8,
@@ -62,6 +62,20 @@ def write_method_pictures(inputs_npz: str | Path, attributions_npz: str | Path, 
                        **kw)
     gallery.save(gallery_png)
     log.info("%s: %d overlays, gallery %s", label, len(ids), gallery_png)
+
+
+def gather_methods(methods: Sequence[str], shards: Sequence[str | Path | Sequence[str | Path]],
+                   inputs_npz: str | Path, attributions: Sequence[str | Path], overlays: Sequence[str | Path],
+                   galleries: Sequence[str | Path], settings: Mapping[str, Any]) -> None:
+    """For each of `methods` in turn (the other arguments: one entry per method, in its order):
+    its shards gathered into its attributions file, then its overlays and gallery."""
+    counts = {len(shards), len(attributions), len(overlays), len(galleries)}
+    if counts != {len(methods)}:
+        raise ValueError(f"{len(methods)} methods but {len(shards)} shard lists, {len(attributions)} attribution "
+                         f"files, {len(overlays)} overlay folders and {len(galleries)} galleries")
+    for label, files, out_npz, out_dir, gallery_png in zip(methods, shards, attributions, overlays, galleries):
+        gather([files] if isinstance(files, (str, Path)) else list(files), inputs_npz, out_npz)
+        write_method_pictures(inputs_npz, out_npz, label, settings, out_dir, gallery_png)
 
 
 def failure_figure(label: str, reason: str) -> "Figure":
