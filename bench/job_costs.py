@@ -44,6 +44,8 @@ SCRIPT_OF = {"explanation_store": "explanation_store.py", "method_grids": "metho
 def rule_of(path: Path, root: Path) -> tuple[str, dict[str, str]]:
     """Rule name and wildcards of a benchmark file, from the layout in workflow/rules/*.smk."""
     parts = path.relative_to(root).with_suffix("").parts
+    if len(parts) == 1:  # runs_table
+        return parts[0], {}
     if parts[0] == "data":
         return parts[-1], {"dataset": parts[1]}
     experiment = parts[0]
@@ -61,13 +63,12 @@ def rule_of(path: Path, root: Path) -> tuple[str, dict[str, str]]:
         return {"store": "explanation_store"}.get(parts[2], parts[2]), {"experiment": experiment}
     if parts[2] == "preflight":
         return "preflight", {"experiment": experiment, "method": parts[3]}
-    if len(parts) == 4 and parts[3] == "grids":
-        return "method_grids", {"experiment": experiment, "condition": parts[2]}
+    if len(parts) == 4:
+        return {"grids": "method_grids", "gather": "gather_attributions"}[parts[3]], {
+            "experiment": experiment, "condition": parts[2]}
     condition, method, leaf = parts[2], parts[3], parts[4]
-    if leaf.startswith("shard-"):
-        return "attribute", {"experiment": experiment, "condition": condition, "method": method,
-                             "shard": leaf.split("-", 1)[1]}
-    return "gather_attributions", {"experiment": experiment, "condition": condition, "method": method}
+    return "attribute", {"experiment": experiment, "condition": condition, "method": method,
+                         "shard": leaf.split("-", 1)[1]}
 
 
 def wall_seconds(tsv: Path) -> float:
