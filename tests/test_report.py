@@ -76,9 +76,26 @@ def open_menu(driver, url: str, category: str, subcategory: str | None = None) -
     from selenium.webdriver.common.by import By
 
     driver.get(url)
-    sidebar(driver).find_element(By.LINK_TEXT, category).click()
+    click_link(driver, category)
     if subcategory is not None:
-        sidebar(driver).find_element(By.LINK_TEXT, subcategory).click()
+        click_link(driver, subcategory)
+
+
+def click_link(driver, text: str) -> None:
+    """Click the menu link `text` once the menu has settled: its entries slide in (CSS
+    transitions), and a click during one lands on the entry moving past."""
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def clicked(d) -> bool:
+        try:
+            sidebar(d).find_element(By.LINK_TEXT, text).click()
+            return True
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            return False
+
+    WebDriverWait(driver, 10, poll_frequency=0.2).until(clicked, f"menu link {text!r} never clickable")
 
 
 def listed_files(driver) -> dict[str, object]:
