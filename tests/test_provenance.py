@@ -128,3 +128,59 @@ def test_in_a_catalog_table_only_the_jobs_own_entry_counts(tree):
     assert changed != before
     catalog.write_text(catalog.read_text().replace("return (name, size)", "return (size, name)"))
     assert fingerprint() != changed  # code outside the table counts for every entry
+
+
+def _forget_parsed_files():
+    """What a new process starts with: no parsed sources in memory."""
+    provenance._parsed.cache_clear()
+    provenance._edges_of.cache_clear()
+
+
+def test_imports_kept_in_a_cache_folder_give_the_same_fingerprint_without_parsing(tree, tmp_path, monkeypatch):
+    root, script = tree
+    cache = tmp_path / "cache"
+    plain = code_fingerprint(script, root=root)
+    _forget_parsed_files()
+    assert code_fingerprint(script, root=root, cache=cache) == plain
+    reached = len(module_closure([script], root)[0]) + 1  # and the script
+    assert len(list(cache.iterdir())) == reached
+
+    _forget_parsed_files()
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed a source whose imports are in the cache")
+
+    monkeypatch.setattr(provenance.ast, "parse", no_parsing)
+    assert code_fingerprint(script, root=root, cache=cache) == plain
+    monkeypatch.undo()
+
+    # an edit is a new entry: the old one describes the old text only
+    (root / "ferxai/explain/shared.py").write_text("import scipy\n")
+    _forget_parsed_files()
+    edited = code_fingerprint(script, root=root, cache=cache)
+    assert edited != plain
+    _forget_parsed_files()
+    assert edited == code_fingerprint(script, root=root)
+    assert len(list(cache.iterdir())) == reached + 1
+
+
+def test_an_incomplete_cache_entry_is_parsed_again(tree, tmp_path):
+    root, script = tree
+    cache = tmp_path / "cache"
+    _forget_parsed_files()
+    plain = code_fingerprint(script, root=root, cache=cache)
+    pipeline = next(e for e in cache.iterdir() if "numpy" in e.read_text())
+    pipeline.write_text(pipeline.read_text().rsplit("\n", 2)[0])  # a write cut short: no end line
+    _forget_parsed_files()
+    assert code_fingerprint(script, root=root, cache=cache) == plain
+    assert pipeline.read_text().endswith("\nend")
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_a_parse(tree, tmp_path):
+    root, script = tree
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    _forget_parsed_files()
+    plain = code_fingerprint(script, root=root)
+    _forget_parsed_files()
+    assert code_fingerprint(script, root=root, cache=blocked / "cache") == plain

@@ -18,6 +18,7 @@ architecture's implementation) are not seen; the workflow adds them to the entri
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import os
 import sys
@@ -93,11 +94,52 @@ def _module_file(module: str, root: Path) -> Path | None:
     return None
 
 
+# Parsing every module's source is most of what fingerprinting costs, and every snakemake command
+# fingerprints every job. So the workflow keeps what each source imports in a folder of its own
+# (`code_fingerprint(..., cache=...)`), under a hash of the source, the module's name and this
+# format: an entry can only ever describe the text it was made from, so none goes stale.
+_CACHE_FORMAT = "ferxai-imports 1"
+
+
+def _entry_key(source: bytes, module: str, is_package: bool) -> str:
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\0{module}\0{int(is_package)}\0".encode())
+    digest.update(source)
+    return digest.hexdigest()
+
+
+def _read_entry(entry: Path) -> tuple[str, ...] | None:
+    """The names an entry holds, or None if it is missing or incomplete (a write cut short)."""
+    try:
+        lines = entry.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(lines) < 2 or lines[0] != _CACHE_FORMAT or lines[-1] != "end":
+        return None
+    return tuple(lines[1:-1])
+
+
+def _write_entry(entry: Path, names: tuple[str, ...]) -> None:
+    """Best effort: a folder that cannot be written only costs the next command a parse."""
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("\n".join([_CACHE_FORMAT, *names, "end"]), encoding="utf-8")
+        os.replace(tmp, entry)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
 @lru_cache(maxsize=None)
-def _parsed(path: Path, mtime_ns: int, size: int, module: str, is_package: bool
+def _parsed(path: Path, mtime_ns: int, size: int, module: str, is_package: bool, cache: Path | None = None
             ) -> tuple[bytes, tuple[str, ...]]:
     source = path.read_bytes()
-    names = tuple(sorted(set(_imports(ast.parse(source, filename=str(path)), module, is_package))))
+    entry = cache / _entry_key(source, module, is_package) if cache is not None else None
+    names = _read_entry(entry) if entry is not None else None
+    if names is None:
+        names = tuple(sorted(set(_imports(ast.parse(source, filename=str(path)), module, is_package))))
+        if entry is not None:
+            _write_entry(entry, names)
     return source, names
 
 
@@ -117,21 +159,21 @@ def _label(path: Path, root: Path) -> bytes:
     return f"{rel}\0".encode()
 
 
-def _read(path: Path, root: Path) -> tuple[bytes, tuple[str, ...]]:
+def _read(path: Path, root: Path, cache: Path | None = None) -> tuple[bytes, tuple[str, ...]]:
     """(source, imported names) of one file, parsed once per content (mtime and size)."""
     st = os.stat(path)
-    return _parsed(path, st.st_mtime_ns, st.st_size, *_module_name(path, root))
+    return _parsed(path, st.st_mtime_ns, st.st_size, *_module_name(path, root), cache)
 
 
 @lru_cache(maxsize=None)
-def _edges_of(path: Path, mtime_ns: int, size: int, root: Path
+def _edges_of(path: Path, mtime_ns: int, size: int, root: Path, cache: Path | None = None
               ) -> tuple[tuple[tuple[str, Path], ...], frozenset[str]]:
     """(((ferxai module, file) ...), third-party top-level names) one file imports directly.
 
     Importing ``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``, so parents count too."""
     modules: dict[str, Path] = {}
     external: set[str] = set()
-    for name in _parsed(path, mtime_ns, size, *_module_name(path, root))[1]:
+    for name in _parsed(path, mtime_ns, size, *_module_name(path, root), cache)[1]:
         top = name.split(".")[0]
         if top != PACKAGE:
             if top and top not in sys.stdlib_module_names:
@@ -147,9 +189,10 @@ def _edges_of(path: Path, mtime_ns: int, size: int, root: Path
     return tuple(modules.items()), frozenset(external)
 
 
-def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT
+def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT, cache: Path | None = None
                    ) -> tuple[dict[str, Path], set[str]]:
-    """({ferxai module: file} reached from `entry_files`, {third-party top-level import names})."""
+    """({ferxai module: file} reached from `entry_files`, {third-party top-level import names}).
+    `cache`: the folder of parsed imports (see `_CACHE_FORMAT`), or None to parse every file."""
     modules: dict[str, Path] = {}
     external: set[str] = set()
     todo: list[Path] = [Path(f) for f in entry_files]
@@ -160,7 +203,7 @@ def module_closure(entry_files: Iterable[str | Path], root: Path = SOURCE_ROOT
             continue
         seen_files.add(path)
         st = os.stat(path)
-        edges, names = _edges_of(path, st.st_mtime_ns, st.st_size, root)
+        edges, names = _edges_of(path, st.st_mtime_ns, st.st_size, root, cache)
         external |= names
         for module, found in edges:
             if module not in modules:
@@ -218,7 +261,8 @@ def _keeping_entries(source: bytes, table: str, keep: tuple[str, ...]) -> bytes:
 
 
 def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT,
-                     tables: tuple[tuple[str, str], ...] = (), keep: tuple[str, ...] = ()) -> str:
+                     tables: tuple[tuple[str, str], ...] = (), keep: tuple[str, ...] = (),
+                     cache: Path | None = None) -> str:
     """Hash of what the given scripts or ``ferxai`` module names run: the source of every ferxai
     module they reach and the versions of the third-party packages those import.
 
@@ -234,12 +278,12 @@ def code_fingerprint(*entries: str | Path, root: Path = SOURCE_ROOT,
             files.append(found)
         else:
             files.append(Path(entry))
-    modules, external = module_closure(files, root)
+    modules, external = module_closure(files, root, cache)
     table_of = {modules[name]: table for name, table in tables if name in modules}
     digest = hashlib.sha256()
     for path in sorted(set(files) | set(modules.values())):
         digest.update(_label(path, root))
-        source = _read(path, root)[0]
+        source = _read(path, root, cache)[0]
         if path in table_of:
             source = _keeping_entries(source, table_of[path], tuple(sorted(keep)))
         digest.update(source)

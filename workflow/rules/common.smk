@@ -159,12 +159,18 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 CATALOG_TABLES = (("ferxai.explain.catalog", "_ENTRIES"), ("ferxai.assess.catalog", "_ENTRIES"))
 
 
+# What each library source imports, kept with Snakemake's own state in the working directory so
+# a command parses only the sources edited since the last one (entries are named by content).
+IMPORTS_CACHE = Path(os.path.abspath(os.path.join(".snakemake", "ferxai", "imports")))
+
+
 def code_of(script, *modules, keep=()):
     """`code` param of a rule: a fingerprint of the library code its script runs (and `modules`)
     and of the versions of the packages that code imports, so that a library fix or upgrade
     reruns the jobs it affects (Snakemake itself tracks only the script). `keep`: the catalog
     entries (methods, metrics) the job uses. Computed once per script and modules for the DAG."""
-    return cached_fingerprint(str(SCRIPTS / script), *modules, tables=CATALOG_TABLES, keep=tuple(sorted(keep)))
+    return cached_fingerprint(str(SCRIPTS / script), *modules, tables=CATALOG_TABLES, keep=tuple(sorted(keep)),
+                              cache=IMPORTS_CACHE)
 
 
 cached_fingerprint = functools.lru_cache(maxsize=None)(code_fingerprint)
