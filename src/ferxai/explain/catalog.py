@@ -61,8 +61,8 @@ LRP_COMPOSITES: tuple[str, ...] = ("epsilon", "epsilon_plus_flat", "alpha2_beta1
 LRP_MODIFIED_PASSES: dict[str, int] = {"epsilon": 1, "epsilon_plus_flat": 2, "alpha2_beta1": 4,
                                        "epsilon_gamma_box": 5}
 
-# shap.maskers.Image accepts "blur(kx,ky)" (spaces are dropped before it sees the string) or an
-# inpainting name; "black" is ours (a zero background).
+# SHAP's maskers, named as shap.maskers.Image names them: "blur(kx,ky)" (spaces are dropped) or an
+# inpainting name; "black" is a zero background.
 SHAP_MASKER = r"blur\( *\d+ *, *\d+ *\)|inpaint_telea|inpaint_ns|black"
 
 
@@ -415,7 +415,8 @@ _ENTRIES: tuple[Method, ...] = (
             "hide_color": Choice("mean", ("mean", "black")),
             "seed": Seed()},
            passes=lambda p, c: p["num_samples"]),
-    Method("shap", "perturbation", "shap", f"{_M}.shap:KernelShap",
+    # ferxai's own Partition explainer, equal to shap's (tests/test_explain_shap.py)
+    Method("shap", "perturbation", None, f"{_M}.shap:KernelShap",
            {"mode": Choice("signed", ("signed", "abs", "posneg")),
             "max_evals": Int(300, low=3),
             "masker": Param("text", "blur(8,8)", pattern=SHAP_MASKER,
