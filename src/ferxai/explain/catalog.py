@@ -416,7 +416,7 @@ _ENTRIES: tuple[Method, ...] = (
             "seed": Seed()},
            passes=lambda p, c: p["num_samples"]),
     # ferxai's own Partition explainer, equal to shap's (tests/test_explain_shap.py)
-    Method("shap", "perturbation", None, f"{_M}.shap:KernelShap",
+    Method("shap", "perturbation", None, f"{_M}.shap:PartitionShap",
            {"mode": Choice("signed", ("signed", "abs", "posneg")),
             "max_evals": Int(300, low=3),
             "masker": Param("text", "blur(8,8)", pattern=SHAP_MASKER,

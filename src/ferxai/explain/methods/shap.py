@@ -106,7 +106,7 @@ def partition_tree(shape: tuple[int, int, int]) -> PartitionTree:
         boxes[node] = (r0, r1, c0, c1, z0, z1)
         if node < m:
             if node != m - 1 - (r0 * cols + c0) * chans - z0:
-                raise AssertionError(f"partition of {shape}: feature {node} out of order")
+                raise RuntimeError(f"partition of {shape}: feature {node} out of order")
         else:
             left, right = [r0, r1, c0, c1, z0, z1], [r0, r1, c0, c1, z0, z1]
             if r1 - r0 >= c1 - c0 and r1 - r0 > 1:
@@ -128,7 +128,7 @@ def partition_tree(shape: tuple[int, int, int]) -> PartitionTree:
     return PartitionTree(shape, children, sizes.astype(np.float64), boxes, levels)
 
 
-class KernelShap(PerturbationExplainer):
+class PartitionShap(PerturbationExplainer):
     """Parameters: ``mode`` ("signed" | "abs" | "posneg"), ``max_evals`` (model evaluations per
     image), ``masker`` ("blur(kx,ky)" | "inpaint_telea" | "inpaint_ns" | "black"),
     ``seed``."""
