@@ -187,6 +187,30 @@ def test_lime_equals_lime_image_on_the_same_superpixels():
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("samples, features", [(50, 9), (8, 20)])  # more features than samples too
+def test_lime_ridge_equals_scikit_learns(samples, features):
+    linear_model = pytest.importorskip("sklearn.linear_model")  # lime's dependency, test extra only
+    from ferxai.explain.methods.lime import weighted_ridge
+
+    rng = np.random.default_rng(samples)
+    data = rng.integers(0, 2, (samples, features)).astype(float)
+    y, weights = rng.normal(size=samples), rng.uniform(0.05, 1.0, samples)
+    ref = linear_model.Ridge(alpha=1.0, fit_intercept=True).fit(data, y, sample_weight=weights).coef_
+    np.testing.assert_allclose(weighted_ridge(data, y, weights), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_a_process_explaining_with_lime_loads_neither_lime_nor_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from ferxai.explain import make_explainer; from ferxai.models.zoo import build_model; "
+            "m = build_model('fer_cnn', 3, 1, 16, widths=[4, 8, 8]).eval(); "
+            "make_explainer('lime', m, num_samples=20, n_segments=9).attribute(torch.rand(2, 1, 16, 16), torch.tensor([0, 1])); "
+            "print(sorted(k for k in ('lime', 'sklearn') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_lime_segmentations_are_sized_to_the_image(tiny):
     from ferxai.explain.methods._perturb import segment
 

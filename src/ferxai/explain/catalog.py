@@ -403,7 +403,8 @@ _ENTRIES: tuple[Method, ...] = (
     Method("feature_ablation", "perturbation", None, f"{_M}.feature_ablation:FeatureAblation",
            {"patch_size": Int(4), "baseline": Choice("black", FILL_KINDS), "blur_sigma": BlurSigma()},
            passes=lambda p, c: n_patches(c.hw, p["patch_size"]) + 1),
-    Method("lime", "perturbation", "lime", f"{_M}.lime:Lime",
+    # lime's algorithm, ferxai's code (checked against lime_image)
+    Method("lime", "perturbation", None, f"{_M}.lime:Lime",
            {"segmentation": Choice("slic", ("slic", "quickshift")),
             "n_segments": Int(None, low=2, nullable=True),
             "compactness": Float(10.0, 0.0, low_open=True),

@@ -3,9 +3,11 @@
 The algorithm is `lime_image.LimeImageExplainer.explain_instance`'s: superpixels, `num_samples`
 random on/off vectors (the first all on), hidden superpixels replaced by `hide_color`, distances
 = cosine distance of each vector to the all-on vector, weights = sqrt(exp(-d^2 / width^2)), and a
-ridge regression (alpha 1, intercept) of the target score on the vectors fitted by
-`lime_base.LimeBase.explain_instance_with_data` with all features kept. What differs is only how
-the samples reach the model: lime builds every perturbed image in a Python loop and calls the
+ridge regression (alpha 1, intercept) of the target score on the vectors, as
+`lime_base.LimeBase.explain_instance_with_data` fits it with all features kept (scikit-learn's
+`Ridge` there; the same weighted least squares in numpy here, so a LIME job imports neither lime
+nor scikit-learn: tests/test_explain_perturbation.py compares the maps with lime's). What differs is
+how the samples reach the model: lime builds every perturbed image in a Python loop and calls the
 classifier ten at a time; here the masks are expanded from the superpixel labels with one gather
 per chunk and the samples of all images in a call share `batch_size`-sized model batches.
 
@@ -18,11 +20,8 @@ both, so the usual compactness (10) applies.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import torch
-from lime import lime_base
 
 from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores, segment
 
@@ -30,6 +29,18 @@ from ferxai.explain.methods._perturb import PerturbationExplainer, masked_scores
 def _kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
     # lime_image's default similarity kernel
     return np.sqrt(np.exp(-(d ** 2) / kernel_width ** 2))
+
+
+def weighted_ridge(data: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Coefficients of the ridge regression with an intercept that LIME fits (scikit-learn's
+    ``Ridge(alpha).fit(data, y, sample_weight=weights)``): centre on the weighted means, scale the
+    rows by the square root of their weight, solve the regularised normal equations."""
+    data, y, weights = np.asarray(data, np.float64), np.asarray(y, np.float64), np.asarray(weights, np.float64)
+    total = weights.sum()
+    root = np.sqrt(weights)[:, None]
+    x = (data - weights @ data / total) * root
+    t = (y - weights @ y / total) * root[:, 0]
+    return np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ t)
 
 
 class Lime(PerturbationExplainer):
@@ -44,11 +55,6 @@ class Lime(PerturbationExplainer):
     """
 
     name = "lime"
-
-    def validate(self) -> None:
-        p = self.params
-        self._base = lime_base.LimeBase(partial(_kernel, kernel_width=p["kernel_width"]),
-                                        random_state=p["seed"])
 
     def segmentation_settings(self, h: int, w: int) -> dict:
         p, side = self.params, min(h, w)
@@ -101,10 +107,6 @@ class Lime(PerturbationExplainer):
             # cosine distance to the all-on vector (sklearn's, zero rows at distance 1)
             on = data.sum(1)
             distances = 1.0 - np.sqrt(on / k)
-            _, coefs, _, _ = self._base.explain_instance_with_data(
-                data, scores[i][:, None], distances, 0, k, feature_selection="none")
-            weight = torch.zeros(k)
-            for feature, coef in coefs:
-                weight[int(feature)] = float(coef)
-            maps[i] = weight[seg_cpu[i]]
+            weight = weighted_ridge(data, scores[i], _kernel(distances, p["kernel_width"]))
+            maps[i] = torch.from_numpy(weight.astype(np.float32))[seg_cpu[i]]
         return maps.to(inputs.device)
