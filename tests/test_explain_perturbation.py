@@ -11,6 +11,8 @@ from ferxai.explain.base import ExplainerConfigError
 from ferxai.explain.registry import make_explainer
 from ferxai.models import build_model
 
+from conftest import modules_loaded_explaining
+
 SIDE = 16
 # Small settings so that every method runs in well under a second on 16 px images.
 FAST = {
@@ -200,15 +202,7 @@ def test_lime_ridge_equals_scikit_learns(samples, features):
 
 
 def test_a_process_explaining_with_lime_loads_neither_lime_nor_scikit_learn():
-    import subprocess
-    import sys
-
-    code = ("import sys, torch; from ferxai.explain import make_explainer; from ferxai.models.zoo import build_model; "
-            "m = build_model('fer_cnn', 3, 1, 16, widths=[4, 8, 8]).eval(); "
-            "make_explainer('lime', m, num_samples=20, n_segments=9).attribute(torch.rand(2, 1, 16, 16), torch.tensor([0, 1])); "
-            "print(sorted(k for k in ('lime', 'sklearn') if k in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_loaded_explaining({"lime": {"num_samples": 20, "n_segments": 9}}, ("lime", "sklearn")) == []
 
 
 def test_lime_segmentations_are_sized_to_the_image(tiny):

@@ -4,9 +4,6 @@ loads neither shap nor numba."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -14,6 +11,8 @@ import torch
 from ferxai.explain.methods.shap import ALGORITHM_BATCH, partition_tree
 from ferxai.explain.registry import make_explainer
 from ferxai.models import build_model
+
+from conftest import modules_loaded_explaining
 
 shap = pytest.importorskip("shap")  # the reference: in the `test` extra only
 
@@ -116,9 +115,4 @@ def test_partition_tree_halves_the_longest_side_and_numbers_like_shap():
 
 
 def test_a_process_explaining_with_shap_loads_neither_shap_nor_numba():
-    code = ("import sys, torch; from ferxai.explain import make_explainer; from ferxai.models.zoo import build_model; "
-            "m = build_model('fer_cnn', 7, 1, 16, widths=[4, 8, 8]).eval(); "
-            "make_explainer('shap', m, max_evals=40).attribute(torch.rand(2, 1, 16, 16), torch.tensor([0, 1])); "
-            "print(sorted(k for k in ('shap', 'numba', 'sklearn', 'pandas') if k in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_loaded_explaining({"shap": {"max_evals": 40}}, ("shap", "numba", "sklearn", "pandas")) == []
