@@ -222,13 +222,18 @@ def samples_inputs(wildcards):
     return inputs
 
 
+# Plain dicts of the settings, made once: a DAG asks for them once per job.
+EXPLAIN_SELECTION = EXPLAIN.selection()
+EXPLAIN_RUN = EXPLAIN.run()
+
+
 def explain_selection_params(wildcards):
-    return EXPLAIN.selection()
+    return EXPLAIN_SELECTION
 
 
 def explain_run_params(wildcards):
     """Settings every attribution job of a method sees (but not other methods' parameters)."""
-    return EXPLAIN.run()
+    return EXPLAIN_RUN
 
 
 def method_spec(wildcards):
