@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-workflow
 
-.PHONY: run test report lint dryrun clean help remote repro push pull checkout
+.PHONY: run test report lint dryrun clean help remote repro push pull checkout lock
 
 help:
 	@echo "make run   - set up and run the default pipeline (synthetic FER data, compact CNN)"
@@ -19,9 +19,25 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch/torchvision are pinned in pyproject.toml; on these machines pip takes them from local disk.
-$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[$*]'
+# constraints.txt fixes every other package's version too, so pip has nothing left to resolve: left
+# to resolve the ranges itself against PyPI's newest releases, it once gave up (resolution-too-deep).
+# CONSTRAINTS= (empty) installs from pyproject.toml's ranges alone.
+CONSTRAINTS ?= constraints.txt
+$(VENV)/.installed-%: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install --quiet $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS)) -e '.[$*]'
 	touch $@
+
+# After changing pyproject.toml's dependencies: resolve them afresh (every extra) in a scratch venv
+# and write the versions it installed to constraints.txt. Run `make test` before committing it.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[test]'
+	{ grep '^#' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)

@@ -126,3 +126,46 @@ for mod in {script_imports(rule['script'])!r}:
     assert proc.returncode == 0, (
         f"rule {rule['name']} uses {rule['conda'].name} but its code needs more:\n{proc.stderr[-2000:]}"
     )
+
+
+def constraint_pins() -> dict[str, str]:
+    """constraints.txt as {canonical name: version}; every line must be an exact `name==version`."""
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for number, line in enumerate((ROOT / "constraints.txt").read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+!-]+)", line.strip())
+        assert m, f"constraints.txt line {number}: {line!r} is not an exact name==version pin"
+        name = canonicalize_name(m.group(1))
+        assert name not in pins, f"constraints.txt line {number}: {name} is pinned twice"
+        pins[name] = m.group(2)
+    return pins
+
+
+def test_constraints_pin_every_declared_dependency_within_its_range():
+    """`make` installs with constraints.txt: a pyproject.toml range it no longer satisfies would
+    make pip fail at install time, so a dependency edited without `make lock` fails here first."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = constraint_pins()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"]) + [
+        d for group in project["optional-dependencies"].values() for d in group]
+    for spec in declared:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        if name == "ferxai":
+            continue
+        assert name in pins, f"constraints.txt has no pin for {req.name} (pyproject.toml: {spec}); run make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {req.name}=={pins[name]}, outside pyproject.toml's {spec}; run make lock")
+
+
+def test_make_installs_with_the_constraints():
+    recipe = subprocess.run(["make", "-n", "-B", "test", "VENV=/nonexistent-venv"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    install = [line for line in recipe.splitlines() if "pip install" in line and "-e" in line]
+    assert install and all("--constraint constraints.txt" in line for line in install), recipe
