@@ -7,10 +7,10 @@ What is measured, in temporary copies of the workflow (Snakefile, workflow/, con
 the library is imported from this checkout, as in tests/tinyflow.py), always the user's command
 `snakemake -n` with its output captured:
 
-* fresh: nothing exists yet. The DAG stops at the `select_samples` checkpoint, so it cannot show
-  the attribution shards; this is the first dry run a user sees.
-* expanded: everything up to and including the checkpoint exists, so the DAG is fully expanded and
-  the dry run plans every explanation job: explain_inputs, preflight per method (which also
+* fresh: nothing exists yet; the first dry run a user sees. The shard count is a setting
+  (explain.shards), so this DAG already holds every job.
+* expanded: everything up to and including the selection of images exists, and the dry run plans
+  every explanation job: explain_inputs, preflight per method (which also
   explains shard 0 of the first condition), attribute per other shard, gather (with overlays) per
   condition x method, grids per condition, the store. This is the "N-job DAG" of the table. Job
   count per experiment: 2 + C + C x M x (S + 1), plus `all`.
@@ -22,13 +22,12 @@ the library is imported from this checkout, as in tests/tinyflow.py), always the
 How the files come to exist: the real jobs would take minutes each (training, attributions) and a
 dry run never reads what they write, so the workflow is run by Snakemake itself with every `script:`
 replaced by a stub that only writes its outputs: empty files, empty folders for directory()
-outputs, `samples.csv` with S x shard_size rows (the workflow counts them to know the shards) and
-preflight JSONs with a `sec_per_image` (the attribute rule's runtime resource reads it). Everything
-else is Snakemake's real local execution, so the checkpoint is re-evaluated as usual and the
-file states are those after a real run: mtimes in order and a metadata record per output in
+outputs, `samples.csv` with S x IMAGES_PER_SHARD rows and preflight JSONs with a `sec_per_image` and
+`shard_images` (the attribute rule's runtime resource reads them). Everything
+else is Snakemake's real local execution, so the file states are those after a real run: mtimes in order and a metadata record per output in
 .snakemake/metadata (params, code, input, software env), which a no-op check reads. (`snakemake
 --touch` would not do: it writes no metadata records.) For "expanded" the stub runs only the
-jobs up to the checkpoint (its targets: splits summary, samples.csv, evaluation outputs); for
+jobs up to the selection (its targets: splits summary, samples.csv, evaluation outputs); for
 "noop" it then runs the rest.
 
 Sizes: a target N picks E experiments, C noise conditions and M methods growing with N and solves
@@ -68,7 +67,7 @@ STUB_FLAG = "--as-stub-snakemake"
 # Names of the workflow's directory() outputs (scripts get plain paths; a new one fails the stub run loudly).
 DIRECTORY_OUTPUTS = {"synthetic", "overlays", "grids"}
 NOISE = ("gaussian", "saltpepper", "speckle")
-SHARD_SIZE = 4
+IMAGES_PER_SHARD = 4
 SAMPLES_HEADER = "id,label,prediction,confidence,set"
 EVAL_PLOTS = ("confusion_matrix", "confusion_matrix_normalized", "train_loss", "val_loss", "val_accuracy",
               "val_macro_f1")
@@ -112,7 +111,7 @@ def make_config(base: dict, f: dict) -> dict:
             methods[f"{label}_{i // len(base_methods)}"] = {"method": params.get("method", label), **params}
     cfg["explain"]["methods"] = methods
     cfg["explain"]["conditions"] = condition_names(f["conditions"])
-    cfg["explain"]["shard_size"] = SHARD_SIZE
+    cfg["explain"]["shards"] = f["shards"]
     return cfg
 
 
@@ -155,7 +154,7 @@ def planned_jobs(out: str) -> int:
 def stub_snakemake() -> None:
     """`snakemake` whose `script:` jobs only write placeholder outputs (setup of file states, never timed).
 
-    Everything else is Snakemake's real local execution: the DAG, the checkpoint re-evaluation,
+    Everything else is Snakemake's real local execution: the DAG,
     output checks, mtimes and the metadata records in .snakemake/metadata that no-op checks read.
     """
     import snakemake.script
@@ -172,11 +171,12 @@ def stub_snakemake() -> None:
                 path.mkdir(parents=True, exist_ok=True)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.name == "samples.csv":  # the checkpoint: its row count decides the shards
+            if path.name == "samples.csv":
                 rows = [f"s{k:05d},0,0,0.9,high_confidence" for k in range(samples)]
                 path.write_text("\n".join([SAMPLES_HEADER, *rows]) + "\n")
             elif path.parent.name == "preflight":  # read by the attribute rule's runtime resource
-                path.write_text(json.dumps({"sec_per_image": 0.01, "batch_size": 16}))
+                path.write_text(json.dumps({"sec_per_image": 0.01, "batch_size": 16,
+                                            "shard_images": IMAGES_PER_SHARD}))
             else:
                 path.touch()
 
@@ -261,15 +261,15 @@ def bench_size(n: int, base: dict, scratch: Path, warm_cache: Path, args) -> dic
     cfg = make_config(base, f)
     workdir = make_workdir(scratch / f"jobs-{n}", cfg)
     experiments = sorted(cfg["experiments"])
-    entry = {"target_jobs": n, **f, "shard_size": SHARD_SIZE, "samples_per_experiment": f["shards"] * SHARD_SIZE,
+    entry = {"target_jobs": n, **f, "images_per_shard": IMAGES_PER_SHARD, "samples_per_experiment": f["shards"] * IMAGES_PER_SHARD,
              "conditions_list": cfg["explain"]["conditions"], "methods_list": list(cfg["explain"]["methods"])}
     print(f"[{n}] {f}", flush=True)
 
     entry["fresh"] = time_dry_runs(workdir, warm_cache, scratch, args.repeats, args.cold_repeats, "fresh")
     print(f"[{n}] fresh: {summary(entry['fresh'])}", flush=True)
 
-    # Everything up to the checkpoint, run by the stub (minutes per experiment for real).
-    samples = f["shards"] * SHARD_SIZE
+    # Everything up to the selection, run by the stub (minutes per experiment for real).
+    samples = f["shards"] * IMAGES_PER_SHARD
     upstream = [f"results/data/{d}/splits/summary.csv" for d in cfg["datasets"]]
     for e in experiments:
         upstream += [f"results/{e}/explain/samples.csv", f"results/{e}/eval/test_summary.json"]
@@ -350,7 +350,7 @@ def main() -> None:
     result = {"command": " ".join(["python", *sys.argv]),
               "snakemake": subprocess.run([*SNAKEMAKE, "--version"], capture_output=True, text=True).stdout.strip(),
               "python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-              "date": time.strftime("%Y-%m-%d %H:%M"), "shard_size": SHARD_SIZE, "sizes": []}
+              "date": time.strftime("%Y-%m-%d %H:%M"), "images_per_shard": IMAGES_PER_SHARD, "sizes": []}
     out_path = REPO / args.out if not Path(args.out).is_absolute() else Path(args.out)
 
     def save() -> None:

@@ -40,7 +40,7 @@ def inputs_file(tmp_path, n: int):
     return path
 
 
-SETTINGS = {"device": "cpu", "shard_size": 4, "preflight": {"batch_sizes": [1, 2, 4], "min_seconds": 0.01}}
+SETTINGS = {"device": "cpu", "shards": 2, "preflight": {"batch_sizes": [1, 2, 4], "min_seconds": 0.01}}
 SPEC = {"method": "saliency", "params": {}}
 
 
@@ -53,17 +53,19 @@ def test_preflight_job_measures_then_explains_shard_zero(tmp_path, checkpoint, c
     assert record["batch_size"] == result.batch_size in (1, 2, 4)
     assert record["spec"] == SPEC and record["candidates"]
     maps, ids, meta = load_shard(tmp_path / "shard-0.npz")
-    assert ids == ["img0", "img1", "img2", "img3"] and maps.shape == (4, SIZE, SIZE)
+    assert ids == ["img0", "img1", "img2"] and maps.shape == (3, SIZE, SIZE)
     assert meta["batch_size"] == result.batch_size
     # the attribution time goes to the job's log (bench/job_costs.py reads it), not into the shard
     assert "compute_seconds" not in meta
-    assert "saliency clean shard 0: computed 4 images in" in caplog.text
+    assert "saliency clean shard 0: computed 3 images in" in caplog.text
+    # what the other shard jobs' cluster runtime is sized for: the larger of the two halves
+    assert record["shard_images"] == 3
 
     # the next shard (and other conditions) use the measured batch size
     write_shard(checkpoint, inputs, tmp_path / "pf.json", SPEC, SETTINGS, "gaussian-0.1", 1,
                 tmp_path / "shard-1.npz")
     maps1, ids1, meta1 = load_shard(tmp_path / "shard-1.npz")
-    assert ids1 == ["img4", "img5"] and meta1["batch_size"] == result.batch_size
+    assert ids1 == ["img3", "img4", "img5"] and meta1["batch_size"] == result.batch_size
     assert meta1["condition"] == "gaussian-0.1"
 
 

@@ -2,13 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ferxai.explain.selection import (
-    in_set,
-    num_shards,
-    select_samples,
-    shard_range,
-    shard_ranges,
-)
+from ferxai.explain.selection import in_set, select_samples
+from ferxai.explain.shards import largest_shard, shard_range, shard_ranges
 from ferxai.explain.targets import resolve_targets
 
 CLASSES = ["angry", "happy", "sad"]
@@ -105,22 +100,29 @@ def test_select_samples_rejects_duplicates_and_missing_columns():
         select_samples(frame.drop(columns="confidence"))
 
 
-@pytest.mark.parametrize("n, size", [(0, 3), (1, 3), (9, 3), (10, 3), (5, 64)])
-def test_shard_ranges_cover_exactly(n, size):
-    ranges = shard_ranges(n, size)
-    assert len(ranges) == num_shards(n, size) == max(1, -(-n // size))
+@pytest.mark.parametrize("n, count", [(0, 1), (0, 3), (1, 3), (9, 3), (10, 3), (5, 1), (64, 5)])
+def test_shard_ranges_cover_exactly_in_near_equal_parts(n, count):
+    ranges = shard_ranges(n, count)
+    assert len(ranges) == count
     covered = [i for start, stop in ranges for i in range(start, stop)]
     assert covered == list(range(n))
-    assert all(0 <= stop - start <= size for start, stop in ranges)
-    assert all(ranges[k][1] == ranges[k + 1][0] for k in range(len(ranges) - 1))
-    assert shard_range(n, size, len(ranges) - 1) == ranges[-1]
+    sizes = [stop - start for start, stop in ranges]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+    assert largest_shard(n, count) == sizes[0]
+    assert all(ranges[k][1] == ranges[k + 1][0] for k in range(count - 1))
+    assert [shard_range(n, count, k) for k in range(count)] == ranges
+
+
+def test_shard_ranges_by_hand():
+    assert shard_ranges(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert shard_ranges(2, 4) == [(0, 1), (1, 2), (2, 2), (2, 2)]  # more shards than images
 
 
 def test_shard_errors():
-    with pytest.raises(ValueError, match="shard_size"):
+    with pytest.raises(ValueError, match="shards must be"):
         shard_ranges(10, 0)
-    with pytest.raises(ValueError, match="shards 0..3"):
-        shard_range(10, 3, 4)
+    with pytest.raises(ValueError, match="shards 0..2"):
+        shard_range(10, 3, 3)
 
 
 def test_resolve_targets():
@@ -143,7 +145,7 @@ def test_resolve_targets():
 
 def test_shard_runtime_has_headroom_and_a_floor():
     from ferxai.explain.preflight import PreflightResult
-    from ferxai.explain.selection import shard_runtime_minutes
+    from ferxai.explain.shards import shard_runtime_minutes
 
     assert shard_runtime_minutes(0.001, 64) == 2                 # floor for quick methods
     assert shard_runtime_minutes(2.0, 64) == 7                   # 2 s x 64 x 3 = 6.4 min, rounded up

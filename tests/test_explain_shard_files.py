@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 
 from ferxai.explain.shard_files import ShardError, gather_shards, load_shard, load_shard_arrays, save_shard
+from ferxai.explain.shards import shard_ranges
 
 
-def _write_shards(tmp_path, n=10, size=4, skip=(), **meta):
+def _write_shards(tmp_path, n=10, count=3, skip=(), **meta):
+    """Shards as the attribution jobs cut them: 10 images in 3 give images 0..3, 4..6, 7..9."""
     maps = np.arange(n * 3 * 2, dtype=np.float32).reshape(n, 3, 2)
     ids = [f"dir/{i}.png" for i in range(n)]
     paths = []
-    for k, start in enumerate(range(0, n, size)):
+    for k, (start, stop) in enumerate(shard_ranges(n, count)):
         if k in skip:
             continue
-        stop = min(start + size, n)
         p = tmp_path / f"shard-{k}.npz"
         save_shard(p, maps[start:stop], ids[start:stop],
-                   {"start": start, "total": n, "shard": k, "shard_size": size, "method": "m",
+                   {"start": start, "total": n, "shard": k, "shard_count": count, "method": "m",
                     "condition": "clean", "seconds": 1.0 + k, **meta},
                    arrays={"targets": np.arange(start, stop) % 3})
         paths.append(p)
@@ -30,8 +31,8 @@ def _write_shards(tmp_path, n=10, size=4, skip=(), **meta):
 def test_shard_round_trip_and_gather(tmp_path):
     paths, maps, ids = _write_shards(tmp_path)
     got_maps, got_ids, meta = load_shard(paths[1])
-    assert np.array_equal(got_maps, maps[4:8]) and got_ids == ids[4:8]
-    assert meta["start"] == 4 and meta["stop"] == 8 and meta["total"] == 10
+    assert np.array_equal(got_maps, maps[4:7]) and got_ids == ids[4:7]
+    assert meta["start"] == 4 and meta["stop"] == 7 and meta["total"] == 10
     # given in any order
     all_maps, all_ids, meta = gather_shards(list(reversed(paths)), expected_ids=ids)
     assert np.array_equal(all_maps, maps) and all_ids == ids
@@ -45,7 +46,7 @@ def test_shard_round_trip_and_gather(tmp_path):
     assert np.array_equal(again, maps) and again_ids == ids
     assert json.loads(json.dumps(meta))  # plain JSON
     # extra per-image arrays travel with the shards
-    assert load_shard_arrays(paths[1])["targets"].tolist() == [1, 2, 0, 1]
+    assert load_shard_arrays(paths[1])["targets"].tolist() == [1, 2, 0]
     *_, arrays = gather_shards(paths, with_arrays=True)
     assert arrays["targets"].tolist() == (np.arange(10) % 3).tolist()
     with pytest.raises(ValueError, match="one row per image"):
@@ -54,10 +55,10 @@ def test_shard_round_trip_and_gather(tmp_path):
 
 def test_gather_names_the_missing_shard(tmp_path):
     paths, _, _ = _write_shards(tmp_path, skip=(1,))
-    with pytest.raises(ShardError, match=r"missing shard-1 \(images 4..7\)"):
+    with pytest.raises(ShardError, match=r"missing shard-1 \(images 4..6\)"):
         gather_shards(paths)
     paths, _, _ = _write_shards(tmp_path / "tail", skip=(2,))
-    with pytest.raises(ShardError, match=r"missing shard-2 \(images 8..9\)"):
+    with pytest.raises(ShardError, match=r"missing shard-2 \(images 7..9\)"):
         gather_shards(paths)
 
 
@@ -125,3 +126,10 @@ def test_gather_step_runs_without_zarr_or_torch(tmp_path):
     assert "zarr" not in heavy and "torch" not in heavy, heavy
     got, got_ids, meta = load_shard(out)
     assert np.array_equal(got, maps) and got_ids == ids and meta["num_shards"] == 3
+
+
+def test_more_shards_than_images_gather_with_their_empty_shards(tmp_path):
+    paths, maps, ids = _write_shards(tmp_path, n=2, count=4)
+    assert [load_shard(p)[0].shape[0] for p in paths] == [1, 1, 0, 0]
+    all_maps, all_ids, meta = gather_shards(paths, expected_ids=ids)
+    assert np.array_equal(all_maps, maps) and all_ids == ids and meta["num_shards"] == 4

@@ -101,4 +101,4 @@ def test_a_changed_default_changes_the_params_jobs_see():
     assert ExplainSettings.from_dict({}).run()["preflight"]["batch_sizes"] == list(PreflightSettings().batch_sizes)
     assert ExplainSettings.from_dict({"seed": 1}).run() != ExplainSettings().run()
     assert set(ExplainSettings().run()) == {"target", "target_class", "output", "seed", "device",
-                                            "shard_size", "preflight", "on_error"}
+                                            "shards", "preflight", "on_error"}

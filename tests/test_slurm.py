@@ -57,7 +57,7 @@ def tiny_gpu_config() -> dict:
     # One cheap method, in two shards (two attribute jobs): every explain rule runs, and the
     # 2-CPU node runs both shards at once.
     cfg["explain"]["methods"] = {"saliency": {}}
-    cfg["explain"]["shard_size"] = 8
+    cfg["explain"]["shards"] = 2
     return cfg
 
 

@@ -141,7 +141,7 @@ def folder_config(root, checkpoint="data/mine.pt", target="predicted"):
         "experiments": {"photos_mine": {"dataset": "photos", "model": "mine"}},
         "evaluate": {"device": "cpu"},
         "explain": {
-            "num_each": 1, "shard_size": 8, "device": "cpu", "target": target,
+            "num_each": 1, "shards": 2, "device": "cpu", "target": target,
             "preflight": {"batch_sizes": [2], "memory_budget_mb": 2000, "min_seconds": 0.01},
             "methods": {"saliency": {}, "integrated_gradients": {"baseline": "mean", "n_steps": 4}},
         },

@@ -27,7 +27,7 @@ TINY = {
     "evaluate": {"batch_size": 64, "device": "cpu"},
     "experiments": {"tiny_cnn": {"dataset": "tiny", "model": "cnn"}},
     "explain": {
-        "num_each": 1, "shard_size": 8, "device": "cpu",
+        "num_each": 1, "shards": 2, "device": "cpu",
         "preflight": {"batch_sizes": [2, 8], "memory_budget_mb": 2000, "min_seconds": 0.02},
         "methods": {"saliency": {}, "gradcam": {}},
     },

@@ -91,7 +91,9 @@ class ExplainSettings(Settings):
     target_class: str | None = None
     output: str = "logits"
     conditions: tuple[str, ...] = ("clean",)
-    shard_size: int = 64
+    # Attribution jobs per (condition, method), each explaining an equal part of the selected images
+    # (ferxai.explain.shards). A count rather than a size, so the whole DAG follows from the config.
+    shards: int = 1
     seed: int = 0
     device: str = "auto"
     preflight: PreflightSettings = field(default_factory=PreflightSettings)
@@ -113,7 +115,7 @@ class ExplainSettings(Settings):
 
     def run(self) -> dict[str, Any]:
         """What every attribution job of a method depends on besides the method's own parameters."""
-        keys = ("target", "target_class", "output", "seed", "device", "shard_size", "preflight", "on_error")
+        keys = ("target", "target_class", "output", "seed", "device", "shards", "preflight", "on_error")
         full = self.to_dict()
         return {key: full[key] for key in keys}
 

@@ -184,7 +184,7 @@ if any(metrics_of(family) for family in MODEL_FAMILIES):
             code=code_of("assess_gather.py"),
             families={family: list(metrics_of(family)) for family in MODEL_FAMILIES if metrics_of(family)},
             pairs=attribution_keys,
-            shards=lambda wc: shard_count(wc.experiment),
+            shards=EXPLAIN.shards,
             root=assess_root,
         log:
             "logs/{experiment}/assess/gather.log",

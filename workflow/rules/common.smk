@@ -240,17 +240,9 @@ def method_spec(wildcards):
     return EXPLAIN_METHODS[wildcards.method]
 
 
-def sample_count(experiment):
-    samples = checkpoints.select_samples.get(experiment=experiment).output[0]
-    with open(samples) as fh:
-        return max(0, sum(1 for _ in fh) - 1)
-
-
 def method_shard_files(experiment, condition, method):
-    from ferxai.explain.shards import num_shards
-
     prefix = f"results/{experiment}/explain/{condition}/{method}"
-    return [f"{prefix}/shard-{k}.npz" for k in range(num_shards(sample_count(experiment), EXPLAIN.shard_size))]
+    return [f"{prefix}/shard-{k}.npz" for k in range(EXPLAIN.shards)]
 
 
 def condition_shard_files(wildcards):
@@ -266,8 +258,9 @@ def attribute_runtime(wildcards, input):
     from ferxai.explain.shards import shard_runtime_minutes
 
     with open(input.preflight) as fh:
-        seconds = json.load(fh)["sec_per_image"]
-    return shard_runtime_minutes(seconds, EXPLAIN.shard_size)
+        preflight = json.load(fh)
+    # A record written before shard_images existed is stale and reruns before this shard does.
+    return shard_runtime_minutes(preflight["sec_per_image"], preflight.get("shard_images", 0))
 
 
 def attribution_keys(wildcards):
@@ -370,17 +363,11 @@ def map_family_outputs(family):
 MODEL_FAMILIES = ("faithfulness", "sensitivity")  # run the model: one job per (condition, method, shard)
 
 
-def shard_count(experiment):
-    from ferxai.explain.shards import num_shards
-
-    return num_shards(sample_count(experiment), EXPLAIN.shard_size)
-
-
 def family_shard_scores(wildcards):
     """Every shard table of the model-running families, the gather job's inputs."""
     root = assess_root(wildcards)
     return [shard_scores_file(root, c, m, family, k) for family in MODEL_FAMILIES if metrics_of(family)
-            for c in CONDITIONS for m in EXPLAIN_METHODS for k in range(shard_count(wildcards.experiment))]
+            for c in CONDITIONS for m in EXPLAIN_METHODS for k in range(EXPLAIN.shards)]
 
 
 def gathered_outputs():

@@ -4,7 +4,7 @@
 # the experiment-wide gather, store and grids).
 
 
-checkpoint select_samples:
+rule select_samples:
     input:
         unpack(samples_inputs),
     output:

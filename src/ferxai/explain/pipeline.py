@@ -25,7 +25,7 @@ from ferxai.explain.noise import apply_noise
 from ferxai.explain.preflight import PreflightResult, images_per_call, run_preflight
 from ferxai.explain.registry import make_explainer
 from ferxai.explain.collect import load_inputs
-from ferxai.explain.shards import shard_range
+from ferxai.explain.shards import largest_shard, shard_range
 from ferxai.explain.mean_images import mean_images
 from ferxai.explain.shard_files import save_shard
 from ferxai.explain.targets import resolve_targets
@@ -146,9 +146,11 @@ class _Job:
         return build_explainer(self.model, self.meta, self.spec, self.settings, self.inputs, batch_size,
                                self.device)
 
+    def largest_shard(self) -> int:
+        return largest_shard(len(self.inputs["ids"]), self.settings.shards)
+
     def shard_range(self, shard: int) -> tuple[int, int]:
-        n = len(self.inputs["ids"])
-        return shard_range(n, self.settings.shard_size, shard) if n else (0, 0)
+        return shard_range(len(self.inputs["ids"]), self.settings.shards, shard)
 
     def preflight(self, shard: int = 0) -> PreflightResult:
         """Batch size for this method, measured on the images of `shard`, with a search sized by
@@ -175,7 +177,7 @@ class _Job:
         so that everything downstream reports the method as failed instead of missing."""
         start, stop = self.shard_range(shard)
         h, w = self.inputs["images"].shape[-2:]
-        meta = {"start": start, "total": len(self.inputs["ids"]), "shard_size": self.settings.shard_size,
+        meta = {"start": start, "total": len(self.inputs["ids"]), "shard_count": self.settings.shards,
                 "method": self.spec["method"], "params": dict(self.spec.get("params", {})), "condition": condition,
                 "seed": self.settings.seed, "model": self.checkpoint, "failed": reason}
         save_shard(out_npz, np.full((stop - start, h, w), np.nan, np.float32), self.inputs["ids"][start:stop].tolist(),
@@ -198,7 +200,7 @@ class _Job:
         h, w = self.inputs["images"].shape[-2:]
         out = torch.cat(maps).numpy() if maps else np.zeros((0, h, w), np.float32)
         desc = explainer.describe()
-        meta = {"start": start, "total": len(self.inputs["ids"]), "shard_size": self.settings.shard_size,
+        meta = {"start": start, "total": len(self.inputs["ids"]), "shard_count": self.settings.shards,
                 "method": self.spec["method"], "params": desc["params"], "signed": desc["signed"],
                 "library": desc["library"], "family": desc["family"], "output": desc["output"],
                 "condition": condition, "seed": seed, "batch_size": batch_size, "model": self.checkpoint}
@@ -210,8 +212,9 @@ class _Job:
 
 
 def _write_preflight(result: PreflightResult, spec: Mapping[str, Any], out_json: str | Path,
-                     seconds: float) -> None:
-    record = {**result.to_dict(), "spec": dict(spec), "preflight_seconds": seconds}
+                     seconds: float, shard_images: int) -> None:
+    # shard_images: what the other shard jobs' cluster runtime is sized for (ExplainSettings.shards)
+    record = {**result.to_dict(), "spec": dict(spec), "preflight_seconds": seconds, "shard_images": shard_images}
     write_text_atomic(out_json, json.dumps(record, indent=1) + "\n")  # every other shard reads it
     log.info("%s: batch size %d, %.2f ms/image on %s", spec["method"], result.batch_size,
              1000 * result.sec_per_image, result.device)
@@ -235,10 +238,11 @@ def write_preflight_and_shard(checkpoint: str | Path, inputs_npz: str | Path, sp
             reason = _failure(job, err)
             job.failed_shard(condition, 0, reason, shard_npz)
             record = {"method": spec["method"], "spec": dict(spec), "failed": reason, "batch_size": 1,
-                      "sec_per_image": float("nan"), "passes_per_image": float("nan")}
+                      "sec_per_image": float("nan"), "passes_per_image": float("nan"),
+                      "shard_images": job.largest_shard()}
             write_text_atomic(preflight_json, json.dumps(record, indent=1) + "\n")
             return None
-    _write_preflight(result, spec, preflight_json, seconds)
+    _write_preflight(result, spec, preflight_json, seconds, job.largest_shard())
     return result
 
 

@@ -36,9 +36,6 @@ import pandas as pd
 
 from ferxai.classes import UNLABELLED
 from ferxai.settings import ExplainSettings
-# Re-exported: the shard arithmetic was defined here first; it moved so the Snakefile can import it
-# without pandas.
-from ferxai.explain.shards import num_shards, shard_range, shard_ranges, shard_runtime_minutes  # noqa: F401
 
 SETS = ("high_confidence", "low_confidence", "misclassified")
 SCOPES = ("sets", "all")

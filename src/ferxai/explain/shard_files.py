@@ -22,13 +22,14 @@ import numpy as np
 
 from ferxai.atomic import write_atomic
 from ferxai.explain.jsonable import jsonable
+from ferxai.explain.shards import shard_ranges
 
 SHARD_REQUIRED = ("start", "total")
 PER_SHARD_KEYS = ("start", "stop", "shard")
 EXTRA_PREFIX = "extra_"  # npz key prefix of save_shard's extra per-image arrays
 # Keys that, when present, must agree between the shards of one gather.
 CONSISTENT_KEYS = ("total", "condition", "method", "library", "signed", "params", "output",
-                   "target", "target_class", "seed", "shard_size")
+                   "target", "target_class", "seed", "shard_count")
 
 
 class ShardError(ValueError):
@@ -103,10 +104,10 @@ def load_shard_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _shard_label(start: int, stop: int, meta: Mapping[str, Any]) -> str:
-    size = meta.get("shard_size")
-    if isinstance(size, int) and size > 0:
-        first, last = start // size, (stop - 1) // size
-        names = ", ".join(f"shard-{k}" for k in range(first, last + 1))
+    count, total = meta.get("shard_count"), meta.get("total")
+    if isinstance(count, int) and count > 0 and isinstance(total, int):
+        names = ", ".join(f"shard-{k}" for k, (s, e) in enumerate(shard_ranges(total, count))
+                          if s < stop and e > start)
         return f"{names} (images {start}..{stop - 1})"
     return f"the shard(s) with images {start}..{stop - 1}"
 

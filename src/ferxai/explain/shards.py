@@ -1,9 +1,14 @@
 """How a selection of images is cut into shards (one attribution job each), and how long a shard
 takes on a cluster.
 
-Plain Python on purpose: the Snakefile calls these while it builds the DAG (shard counts for the
-gather step's inputs, a shard job's `runtime` resource), and every `snakemake` command pays for
-what that imports.
+The number of shards is a setting (`explain.shards`), not derived from the selection's size: the
+Snakefile then knows every job from the config alone, before any image is selected, so a dry run
+lists the whole DAG and no step has to wait for Snakemake to re-evaluate it mid-run (a checkpoint).
+The selection is split into that many contiguous shards whose sizes differ by at most one, the
+larger first: shard 0, on which the preflight measures a method, is never smaller than another.
+
+Plain Python on purpose: the Snakefile calls `shard_runtime_minutes` while it schedules, and every
+`snakemake` command pays for what that imports.
 """
 
 from __future__ import annotations
@@ -21,39 +26,39 @@ def shard_runtime_minutes(sec_per_image: float, images: int, safety: float = 3.0
     return max(minimum, math.ceil(float(sec_per_image) * int(images) * safety / 60))
 
 
-def _check_shard_args(n: int, shard_size: int) -> None:
+def _check_shard_args(n: int, shards: int) -> None:
     if int(n) != n or n < 0:
         raise ValueError(f"number of images must be an integer >= 0, got {n!r}")
-    if int(shard_size) != shard_size or shard_size < 1:
-        raise ValueError(f"shard_size must be an integer >= 1, got {shard_size!r}")
+    if int(shards) != shards or shards < 1:
+        raise ValueError(f"shards must be an integer >= 1, got {shards!r}")
 
 
-def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) ranges of at most `shard_size` images covering 0..n exactly.
-
-    An empty selection still has one (empty) shard, (0, 0), so the workflow always has a file
-    to gather (the Snakefile asks `num_shards` for the count).
-    """
-    _check_shard_args(n, shard_size)
-    n, shard_size = int(n), int(shard_size)
-    if n == 0:
-        return [(0, 0)]
-    return [(start, min(start + shard_size, n)) for start in range(0, n, shard_size)]
-
-
-def num_shards(n: int, shard_size: int) -> int:
-    """`len(shard_ranges(n, shard_size))`: ceil(n / shard_size), and 1 for n == 0."""
-    _check_shard_args(n, shard_size)
-    return max(1, -(-int(n) // int(shard_size)))
+def shard_ranges(n: int, shards: int) -> list[tuple[int, int]]:
+    """`shards` contiguous [start, stop) ranges covering 0..n exactly, sizes n // shards or one
+    more (the larger first). With fewer images than shards the last ones are empty (start == stop)."""
+    _check_shard_args(n, shards)
+    n, shards = int(n), int(shards)
+    base, extra = divmod(n, shards)
+    ranges, start = [], 0
+    for k in range(shards):
+        stop = start + base + (1 if k < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
 
 
-def shard_range(n: int, shard_size: int, shard: int) -> tuple[int, int]:
+def shard_range(n: int, shards: int, shard: int) -> tuple[int, int]:
     """[start, stop) of shard number `shard` (0-based); an error names the valid range."""
-    total = num_shards(n, shard_size)
-    if int(shard) != shard or not 0 <= shard < total:
-        raise ValueError(f"shard {shard!r} does not exist: {n} images in shards of {shard_size} "
-                         f"give shards 0..{total - 1}")
-    return shard_ranges(n, shard_size)[int(shard)]
+    _check_shard_args(n, shards)
+    if int(shard) != shard or not 0 <= shard < shards:
+        raise ValueError(f"shard {shard!r} does not exist: explain.shards is {shards}, so shards 0..{shards - 1}")
+    return shard_ranges(n, shards)[int(shard)]
 
 
-__all__ = ["num_shards", "shard_range", "shard_ranges", "shard_runtime_minutes"]
+def largest_shard(n: int, shards: int) -> int:
+    """Images in the largest shard (shard 0): what one shard job's runtime is sized for."""
+    _check_shard_args(n, shards)
+    return -(-int(n) // int(shards))
+
+
+__all__ = ["largest_shard", "shard_range", "shard_ranges", "shard_runtime_minutes"]
