@@ -110,6 +110,26 @@ def test_retuning_one_method_reruns_only_that_method(built):
     assert planned_rules(built) == set()
 
 
+def test_a_new_shard_count_replans_every_shard_from_the_config_alone(built):
+    """explain.shards is known before any image is selected: the dry run lists the new shard jobs
+    (with no checkpoint to wait for), and the selection, training and evaluation stay as they are."""
+    original = current_config(built)
+    cfg = current_config(built)
+    shards = original["explain"]["shards"] + 1
+    cfg["explain"]["shards"] = shards
+    write_config(built, cfg)
+    jobs = planned_jobs(built)
+    assert {rule for rule, _ in jobs} == {"preflight", "attribute", "gather_attributions",
+                                          "explanation_store", "method_grids"} | RECORD_RULES
+    methods, conditions = original["explain"]["methods"], original["explain"].get("conditions", ["clean"])
+    attribute = [wc for rule, wc in jobs if rule == "attribute"]
+    # shard 0 of the first condition is explained by each method's preflight job
+    assert len(attribute) == len(methods) * (len(conditions) * shards - 1)
+    assert any(f"shard={shards - 1}" in wc for wc in attribute)
+    write_config(built, original)
+    assert planned_rules(built) == set()
+
+
 def test_adding_a_method_reruns_nothing_else(built):
     original = current_config(built)
     cfg = current_config(built)
