@@ -27,14 +27,21 @@ $(VENV)/.installed-%: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/pip install --quiet $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS)) -e '.[$*]'
 	touch $@
 
-# After changing pyproject.toml's dependencies: resolve them afresh (every extra) in a scratch venv
-# and write the versions it installed to constraints.txt. Run `make test` before committing it.
+# After changing pyproject.toml's dependencies: install every extra in a scratch venv and write the
+# versions it installed to constraints.txt; run `make test` before committing it.
+# UPGRADE="captum zennit" (names as constraints.txt spells them) lets pip choose those packages anew,
+# and whatever they need that the old versions no longer satisfy, while every other package keeps
+# its version; a package whose pin in pyproject.toml changed must be named. UPGRADE=all resolves
+# everything from pyproject.toml alone: pip's full search, which once exceeded its depth limit here.
 LOCK_VENV := .venv-lock
+UPGRADE ?=
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/pip install --quiet -e '.[test]'
+	grep -v '^#' constraints.txt > $(LOCK_VENV)/keep.txt
+	for name in $(UPGRADE); do grep -v -i "^$$name==" $(LOCK_VENV)/keep.txt > $(LOCK_VENV)/next.txt; mv $(LOCK_VENV)/next.txt $(LOCK_VENV)/keep.txt; done
+	$(LOCK_VENV)/bin/pip install --quiet $(if $(filter all,$(UPGRADE)),,--constraint $(LOCK_VENV)/keep.txt) -e '.[test]'
 	{ grep '^#' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf $(LOCK_VENV)
