@@ -57,8 +57,8 @@ def shard_range(n: int, shards: int, shard: int) -> tuple[int, int]:
 
 def largest_shard(n: int, shards: int) -> int:
     """Images in the largest shard (shard 0): what one shard job's runtime is sized for."""
-    _check_shard_args(n, shards)
-    return -(-int(n) // int(shards))
+    start, stop = shard_range(n, shards, 0)
+    return stop - start
 
 
 __all__ = ["largest_shard", "shard_range", "shard_ranges", "shard_runtime_minutes"]
