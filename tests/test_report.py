@@ -71,26 +71,53 @@ def menu_links(driver) -> list[str]:
     return [a.text for a in sidebar(driver).find_elements(By.TAG_NAME, "a") if a.text]
 
 
-def open_menu(driver, url: str, category: str, subcategory: str | None = None) -> None:
-    """From the report's start page, click `category` (and `subcategory`) in the menu."""
+def breadcrumbs(driver) -> list[str]:
+    """The menu's path as its breadcrumbs show it: ["Results", category, subcategory] once opened."""
     from selenium.webdriver.common.by import By
 
-    driver.get(url)
-    click_link(driver, category)
-    if subcategory is not None:
-        click_link(driver, subcategory)
+    return [li.text for li in sidebar(driver).find_elements(By.CSS_SELECTOR, "nav ol li") if li.text]
+
+
+def open_menu(driver, url: str, category: str, subcategory: str | None = None, attempts: int = 3) -> None:
+    """From the report's start page, click `category` (and `subcategory`) in the menu. Each click is
+    checked against the breadcrumbs: one that lands on a neighbour ("Explanation quality" sits under
+    "Explanations") reloads the page and tries again, so a test never reads the wrong category."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path = [category] + ([subcategory] if subcategory is not None else [])
+    for _ in range(attempts):
+        driver.get(url)
+        try:
+            for depth, text in enumerate(path, start=1):
+                click_link(driver, text)
+                WebDriverWait(driver, 5, poll_frequency=0.2,
+                              ignored_exceptions=(StaleElementReferenceException,)).until(
+                    lambda d: breadcrumbs(d) == ["Results", *path[:depth]])
+            return
+        except TimeoutException:
+            continue
+    raise AssertionError(f"menu {' / '.join(path)} not reached in {attempts} tries; "
+                         f"the breadcrumbs read {breadcrumbs(driver)}")
 
 
 def click_link(driver, text: str) -> None:
-    """Click the menu link `text` once the menu has settled: its entries slide in (CSS
-    transitions), and a click during one lands on the entry moving past."""
+    """Click the menu link `text` once it has stopped moving: the menu widens and its entries slide
+    in (CSS transitions), and a click during one lands on whatever is passing under the pointer."""
     from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    last_rect: list[dict] = []
+
     def clicked(d) -> bool:
         try:
-            sidebar(d).find_element(By.LINK_TEXT, text).click()
+            link = sidebar(d).find_element(By.LINK_TEXT, text)
+            rect = link.rect
+            if last_rect != [rect]:  # moved since the last poll (or the first poll): not settled yet
+                last_rect[:] = [rect]
+                return False
+            link.click()
             return True
         except (ElementClickInterceptedException, StaleElementReferenceException):
             return False
