@@ -102,27 +102,39 @@ def open_menu(driver, url: str, category: str, subcategory: str | None = None, a
 
 
 def click_link(driver, text: str) -> None:
-    """Click the menu link `text` once it has stopped moving: the menu widens and its entries slide
-    in (CSS transitions), and a click during one lands on whatever is passing under the pointer."""
-    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
+    """Click the menu link `text` once it has stopped moving."""
     from selenium.webdriver.common.by import By
+
+    click_when_settled(driver, lambda d: sidebar(d).find_element(By.LINK_TEXT, text), f"menu link {text!r}")
+
+
+def view_result(driver, name: str) -> None:
+    """Click the eye button of the listed result `name`, once the list has stopped moving."""
+    click_when_settled(driver, lambda d: listed_files(d)[name], f"view button of {name}")
+
+
+def click_when_settled(driver, find, what: str) -> None:
+    """Click the element `find(driver)` returns once it is where it was on the poll before: the menu
+    widens and its entries slide in (CSS transitions), and a click during one lands on whatever is
+    passing under the pointer (a neighbouring category, another file's button)."""
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     last_rect: list[dict] = []
 
     def clicked(d) -> bool:
         try:
-            link = sidebar(d).find_element(By.LINK_TEXT, text)
-            rect = link.rect
-            if last_rect != [rect]:  # moved since the last poll (or the first poll): not settled yet
+            element = find(d)
+            rect = element.rect
+            if last_rect != [rect]:  # moved since the last poll, or the first poll: not settled yet
                 last_rect[:] = [rect]
                 return False
-            link.click()
+            element.click()
             return True
         except (ElementClickInterceptedException, StaleElementReferenceException):
             return False
 
-    WebDriverWait(driver, 10, poll_frequency=0.2).until(clicked, f"menu link {text!r} never clickable")
+    WebDriverWait(driver, 10, poll_frequency=0.2).until(clicked, f"{what} never clickable")
 
 
 def listed_files(driver) -> dict[str, object]:
@@ -178,7 +190,7 @@ def test_every_category_is_there_and_its_results_render(built, browser, tmp_path
                 if not name.endswith((".png", ".html")):
                     continue
                 open_menu(browser, url, category, sub)  # a fresh menu: buttons go stale on every click
-                listed_files(browser)[name].click()
+                view_result(browser, name)
                 if name.endswith(".png"):
                     width, height = shown_image_size(browser)
                     assert width > 0 and height > 0, f"{category} / {sub}: {name} does not render"
@@ -195,13 +207,13 @@ def test_every_category_is_there_and_its_results_render(built, browser, tmp_path
     assert seen["Run facts"] == [RUN_FACTS]
     # what a reader sees: the findings page says what was checked, the methods page what failed
     open_menu(browser, url, "Data")
-    listed_files(browser)["report/data/tiny/findings.html"].click()
+    view_result(browser, "report/data/tiny/findings.html")
     assert "no input rejected" in shown_page_text(browser)
     open_menu(browser, url, "Explanation quality")
-    listed_files(browser)["report/experiments/tiny_cnn/methods.html"].click()
+    view_result(browser, "report/experiments/tiny_cnn/methods.html")
     assert "no_such_block" in shown_page_text(browser)
     open_menu(browser, url, "Data")
-    listed_files(browser)["report/data/tiny/samples.png"].click()
+    view_result(browser, "report/data/tiny/samples.png")
     shown_image_size(browser)
     shot = tmp_path / "report.png"
     browser.save_screenshot(str(shot))
