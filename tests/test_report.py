@@ -146,23 +146,45 @@ def listed_files(driver) -> dict[str, object]:
             for row in rows}
 
 
-def shown_image_size(driver) -> tuple[int, int]:
-    """Natural size of the PNG the content pane shows, once decoded (a timeout if none does)."""
-    from selenium.webdriver.support.ui import WebDriverWait
+def shown_result(driver, path: Path):
+    """The content pane's element holding exactly the bytes of `path` (its <img>, or the <iframe> of
+    an HTML result; Snakemake embeds each as a data URI), once it does: proof that the click opened
+    this result, not a neighbour or the one shown before."""
+    import base64
 
-    script = ("const img = [...document.querySelectorAll('img')].find(i => i.src.startsWith('data:image/png')); "
-              "return img && img.complete ? [img.naturalWidth, img.naturalHeight] : [0, 0];")
-    WebDriverWait(driver, 10).until(lambda d: d.execute_script(script)[0] > 0)
-    return tuple(driver.execute_script(script))
-
-
-def shown_page_text(driver) -> str:
-    """Text of the HTML result the content pane shows (Snakemake puts it in an iframe)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    frame = WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "iframe"))
-    driver.switch_to.frame(frame)
+    expected = path.read_bytes()
+    tag = "img" if path.suffix == ".png" else "iframe"
+
+    def holding(d):
+        for element in d.find_elements(By.TAG_NAME, tag):
+            src = element.get_attribute("src") or ""
+            if src.startswith("data:") and ";base64," in src and base64.b64decode(src.split(",", 1)[1]) == expected:
+                return element
+        return False
+
+    return WebDriverWait(driver, 10, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(
+        holding, f"{path.name} is never shown")
+
+
+def shown_image_size(driver, path: Path) -> tuple[int, int]:
+    """Natural size of the PNG `path` as the content pane shows it, once decoded (a timeout if never)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    image = shown_result(driver, path)
+    script = "const i = arguments[0]; return i.complete ? [i.naturalWidth, i.naturalHeight] : [0, 0];"
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(script, image)[0] > 0)
+    return tuple(driver.execute_script(script, image))
+
+
+def shown_page_text(driver, path: Path) -> str:
+    """Text of the HTML result `path` as the content pane shows it (Snakemake puts it in an iframe)."""
+    from selenium.webdriver.common.by import By
+
+    driver.switch_to.frame(shown_result(driver, path))
     try:
         return driver.find_element(By.TAG_NAME, "body").text
     finally:
@@ -189,13 +211,12 @@ def test_every_category_is_there_and_its_results_render(built, browser, tmp_path
             for name in names:
                 if not name.endswith((".png", ".html")):
                     continue
-                open_menu(browser, url, category, sub)  # a fresh menu: buttons go stale on every click
                 view_result(browser, name)
                 if name.endswith(".png"):
-                    width, height = shown_image_size(browser)
+                    width, height = shown_image_size(browser, built / name)
                     assert width > 0 and height > 0, f"{category} / {sub}: {name} does not render"
                 else:
-                    assert shown_page_text(browser).strip(), f"{category} / {sub}: {name} shows no text"
+                    assert shown_page_text(browser, built / name).strip(), f"{category} / {sub}: {name} shows no text"
     assert any(n.endswith("samples.png") for n in seen["Data"])
     assert any(n.endswith("findings.html") for n in seen["Data"])
     assert any(n.endswith("training_settings.html") for n in seen["Training"])
@@ -208,13 +229,13 @@ def test_every_category_is_there_and_its_results_render(built, browser, tmp_path
     # what a reader sees: the findings page says what was checked, the methods page what failed
     open_menu(browser, url, "Data")
     view_result(browser, "report/data/tiny/findings.html")
-    assert "no input rejected" in shown_page_text(browser)
+    assert "no input rejected" in shown_page_text(browser, built / "report/data/tiny/findings.html")
     open_menu(browser, url, "Explanation quality")
     view_result(browser, "report/experiments/tiny_cnn/methods.html")
-    assert "no_such_block" in shown_page_text(browser)
+    assert "no_such_block" in shown_page_text(browser, built / "report/experiments/tiny_cnn/methods.html")
     open_menu(browser, url, "Data")
     view_result(browser, "report/data/tiny/samples.png")
-    shown_image_size(browser)
+    shown_image_size(browser, built / "report/data/tiny/samples.png")
     shot = tmp_path / "report.png"
     browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
